@@ -1,0 +1,1 @@
+"""vaegan: KL autoencoders with perceptual and adversarial losses, and their KL dynamics."""

@@ -1,0 +1,318 @@
+"""Load run directories written by `vaegan-train` (or any Lightning CSVLogger run).
+
+Works on a run from yesterday or from a cluster: only files are read (metrics.csv, the Hydra
+config, run_info.json); nothing from the trainer or Lightning is imported.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import math
+import re
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+METRICS_FILE = "metrics.csv"
+# Directory names a logger puts between the run dir and metrics.csv (not runs themselves).
+_LOGGER_DIRS = re.compile(r"^(csv|logs?|lightning_logs|version_\d+)$")
+_KL_DIM = re.compile(r"^latent/kl_dim/(\d+)$")
+
+
+class RunDirError(ValueError):
+    """A path that is not a readable run directory (message: one line, path + what is missing)."""
+
+
+@dataclass(frozen=True)
+class Series:
+    """One metric over generator steps: `x` sorted and unique, `y` finite."""
+
+    x: np.ndarray
+    y: np.ndarray
+
+    def __len__(self) -> int:
+        return len(self.x)
+
+    def between(self, lo: float, hi: float) -> Series:
+        """Points with lo <= x <= hi."""
+        keep = (self.x >= lo) & (self.x <= hi)
+        return Series(self.x[keep], self.y[keep])
+
+    @property
+    def last(self) -> float:
+        return float(self.y[-1])
+
+
+@dataclass
+class Run:
+    """A parsed run directory: metric series plus whatever config the run left behind."""
+
+    path: Path
+    metrics_path: Path
+    x_name: str
+    series: dict[str, Series]
+    config: dict[str, Any] = field(default_factory=dict)
+    overrides: list[str] = field(default_factory=list)
+    info: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def name(self) -> str:
+        return self.path.name
+
+    def get(self, name: str) -> Series | None:
+        """The series `name`, or None when it was never logged."""
+        s = self.series.get(name)
+        return s if s is not None and len(s) else None
+
+    def cfg(self, dotted: str, default: Any = None) -> Any:
+        """A value from the Hydra config by dotted key (`loss.rec_reduction`)."""
+        node: Any = self.config
+        for key in dotted.split("."):
+            if not isinstance(node, dict) or key not in node:
+                return default
+            node = node[key]
+        return node
+
+    @property
+    def x_range(self) -> tuple[float, float]:
+        xs = [s.x for s in self.series.values() if len(s)]
+        return (min(float(x[0]) for x in xs), max(float(x[-1]) for x in xs))
+
+    @property
+    def gan_start(self) -> float | None:
+        return _as_float(self.info.get("gan_start", self.cfg("gan_start")))
+
+    @property
+    def beta(self) -> float | None:
+        """Final logged β, else the configured peak β."""
+        logged = self.get("train/beta")
+        if logged is not None:
+            return logged.last
+        return _as_float(self.info.get("beta", self.cfg("beta")))
+
+    @property
+    def schedule(self) -> str | None:
+        sched = self.info.get("schedule", self.cfg("schedule"))
+        if isinstance(sched, dict):
+            sched = sched.get("kind") or sched.get("name") or sched.get("_target_")
+        return None if sched is None else str(sched)
+
+    @property
+    def rec_reduction(self) -> str | None:
+        red = self.cfg("loss.rec_reduction")
+        return None if red is None else str(red)
+
+    @property
+    def logvar_bounds(self) -> tuple[float | None, float | None]:
+        return (_as_float(self.cfg("model.posterior.logvar_min")),
+                _as_float(self.cfg("model.posterior.logvar_max")))
+
+    @property
+    def latent_dims(self) -> int | None:
+        """Latent dims per sample: `latent/total_dims` if logged, else derived from the config."""
+        logged = self.get("latent/total_dims")
+        if logged is not None and logged.last > 0:
+            return int(logged.last)
+        return _latent_dims_from_config(self)
+
+    @property
+    def pixels(self) -> int | None:
+        """Values per image (C*H*W), the scale of a `sum`-reduced reconstruction term."""
+        size = _first(self, "data.image_size", "data.size", "data.resolution")
+        chans = _first(self, "data.channels", "data.in_channels", "model.in_channels") or 3
+        if size is None:
+            return None
+        return int(chans) * int(size) ** 2
+
+    def kl_dims(self) -> list[tuple[int, Series]]:
+        """Per-channel KL series (`latent/kl_dim/<i>`), ordered by channel."""
+        found = [(int(m.group(1)), s) for k, s in self.series.items()
+                 if (m := _KL_DIM.match(k)) and len(s)]
+        return sorted(found, key=lambda t: t[0])
+
+
+def _as_float(value: Any) -> float | None:
+    try:
+        out = float(value)
+    except (TypeError, ValueError):
+        return None
+    return out if math.isfinite(out) else None
+
+
+def _first(run: Run, *keys: str) -> Any:
+    for key in keys:
+        value = run.cfg(key)
+        if value is not None:
+            return value
+    return None
+
+
+def _latent_dims_from_config(run: Run) -> int | None:
+    explicit = _first(run, "model.latent_dims", "model.total_latent_dims")
+    if explicit is not None:
+        return int(explicit)
+    chans = _first(run, "model.embed_dim", "model.z_channels", "model.latent_channels")
+    size = _first(run, "data.image_size", "data.size", "data.resolution")
+    mult = _first(run, "model.ch_mult", "model.channel_mult")
+    if chans is None or size is None or not isinstance(mult, list | tuple):
+        return None
+    side = int(size) // 2 ** (len(mult) - 1)
+    return int(chans) * side * side
+
+
+# ---------------------------------------------------------------- metrics.csv
+
+
+def find_metrics(path: Path) -> Path:
+    """The metrics.csv below `path` (the newest when a run was restarted into new versions)."""
+    path = Path(path)
+    if path.is_file() and path.name == METRICS_FILE:
+        return path
+    if not path.is_dir():
+        raise RunDirError(f"{path}: no such run directory")
+    found = sorted(path.rglob(METRICS_FILE), key=lambda p: p.stat().st_mtime)
+    if not found:
+        raise RunDirError(f"{path}: no {METRICS_FILE} below it (not a run directory?)")
+    return found[-1]
+
+
+def _parse_cell(cell: str | None) -> float:
+    if cell is None or cell == "":
+        return math.nan
+    try:
+        return float(cell)
+    except ValueError:
+        return math.nan
+
+
+def read_metrics(csv_path: Path) -> tuple[str, dict[str, Series]]:
+    """Parse a sparse CSVLogger file into per-metric series on `gen_step` (else `step`).
+
+    Rows that lack `gen_step` (e.g. validation rows) get it interpolated from Lightning's `step`
+    using the rows that carry both. Duplicate x values are averaged.
+    """
+    with open(csv_path, newline="") as fh:
+        reader = csv.DictReader(fh)
+        columns = [c for c in (reader.fieldnames or []) if c]
+        rows = [{k: _parse_cell(v) for k, v in row.items() if k} for row in reader]
+    if not rows:
+        raise RunDirError(f"{csv_path}: metrics file has no rows")
+    x_name = "gen_step" if "gen_step" in columns else "step"
+    x = _x_column(rows, x_name)
+    series = {}
+    for col in columns:
+        if col in ("epoch", "step", "gen_step"):
+            continue
+        y = np.array([r.get(col, math.nan) for r in rows])
+        series[col] = _collapse(x, y)
+    series = {k: v for k, v in series.items() if len(v)}
+    if not series:
+        raise RunDirError(f"{csv_path}: metrics file has no metric values")
+    return x_name, series
+
+
+def _x_column(rows: list[dict[str, float]], x_name: str) -> np.ndarray:
+    x = np.array([r.get(x_name, math.nan) for r in rows])
+    step = np.array([r.get("step", math.nan) for r in rows])
+    both = np.isfinite(x) & np.isfinite(step)
+    fill = ~np.isfinite(x) & np.isfinite(step)
+    if fill.any() and both.any():
+        order = np.argsort(step[both])
+        x[fill] = np.interp(step[fill], step[both][order], x[both][order])
+    return x
+
+
+def _collapse(x: np.ndarray, y: np.ndarray) -> Series:
+    ok = np.isfinite(x) & np.isfinite(y)
+    xs, ys = x[ok], y[ok]
+    if not len(xs):
+        return Series(np.empty(0), np.empty(0))
+    ux, inverse = np.unique(xs, return_inverse=True)
+    sums = np.bincount(inverse, weights=ys)
+    counts = np.bincount(inverse)
+    return Series(ux.astype(float), sums / counts)
+
+
+# ---------------------------------------------------------------- run directories
+
+
+def _load_yaml(path: Path) -> Any:
+    from omegaconf import OmegaConf
+
+    cfg = OmegaConf.load(path)
+    try:
+        return OmegaConf.to_container(cfg, resolve=True)
+    except Exception:  # unresolvable interpolations (e.g. ${hydra:...}) outside Hydra
+        return OmegaConf.to_container(cfg, resolve=False)
+
+
+def _hydra_dir(run_dir: Path, metrics: Path) -> Path | None:
+    for d in [run_dir, *[p for p in metrics.parents if run_dir in p.parents]]:
+        if (d / ".hydra").is_dir():
+            return d / ".hydra"
+    return None
+
+
+def load_run(path: str | Path) -> Run:
+    """Read a run directory (or a metrics.csv file) into a `Run`."""
+    path = Path(path)
+    metrics = find_metrics(path)
+    run_dir = path if path.is_dir() else _run_root(metrics)
+    x_name, series = read_metrics(metrics)
+    hydra = _hydra_dir(run_dir, metrics)
+    config: Any = {}
+    overrides: Any = []
+    if hydra is not None and (hydra / "config.yaml").is_file():
+        config = _load_yaml(hydra / "config.yaml")
+    if hydra is not None and (hydra / "overrides.yaml").is_file():
+        overrides = _load_yaml(hydra / "overrides.yaml")
+    info: Any = {}
+    if (run_dir / "run_info.json").is_file():
+        info = json.loads((run_dir / "run_info.json").read_text())
+    if not overrides and isinstance(info, dict):
+        overrides = info.get("overrides") or []
+    return Run(path=run_dir, metrics_path=metrics, x_name=x_name, series=series,
+               config=config if isinstance(config, dict) else {},
+               overrides=[str(o) for o in overrides or []],
+               info=info if isinstance(info, dict) else {})
+
+
+def _run_root(metrics: Path, top: Path | None = None) -> Path:
+    """The run a metrics.csv belongs to: nearest ancestor (up to `top`) with Hydra files, else
+    the job dir directly below `top`, else the nearest ancestor that is not a logger dir."""
+    for d in metrics.parents:
+        if (d / ".hydra").is_dir() or (d / "run_info.json").is_file():
+            return d
+        if d == top:
+            break
+    if top is not None:
+        parts = metrics.relative_to(top).parts[:-1]
+        return top if not parts or _LOGGER_DIRS.match(parts[0]) else top / parts[0]
+    return next(d for d in metrics.parents if not _LOGGER_DIRS.match(d.name))
+
+
+def _natural_key(path: Path) -> list[Any]:
+    return [int(t) if t.isdigit() else t for t in re.split(r"(\d+)", str(path))]
+
+
+def find_runs(path: str | Path) -> list[Path]:
+    """Run directories below `path`: every job of a multirun dir, or `path` itself."""
+    top = Path(path)
+    if not top.is_dir():
+        raise RunDirError(f"{top}: no such directory")
+    roots = {_run_root(m, top) for m in top.rglob(METRICS_FILE)}
+    if not roots:
+        raise RunDirError(f"{top}: no {METRICS_FILE} below it (no runs to compare)")
+    return sorted(roots, key=_natural_key)
+
+
+def load_runs(paths: Iterable[str | Path]) -> list[Run]:
+    """Load runs; a single multirun dir expands to all of its jobs."""
+    paths = [Path(p) for p in paths]
+    if len(paths) == 1:
+        paths = find_runs(paths[0])
+    return [load_run(p) for p in paths]

@@ -1,0 +1,1 @@
+"""Lightning callbacks: checkpoints on the generator-step clock, image grids, diagnostics."""

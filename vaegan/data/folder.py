@@ -1,0 +1,167 @@
+"""Any folder of images (searched recursively) as a train/validation pair of data sets."""
+
+from __future__ import annotations
+
+import hashlib
+import warnings
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+import torch
+from PIL import Image
+from torch import Tensor
+from torch.utils.data import Dataset
+from torchvision.transforms import v2
+
+from vaegan.data.errors import DataError
+
+IMAGE_EXTENSIONS: tuple[str, ...] = (".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff")
+BAD_IMAGE_POLICIES = ("raise", "skip")
+
+
+def image_transform(image_size: int, augment: bool) -> Callable[[Image.Image], Tensor]:
+    """PIL RGB image -> float [3, image_size, image_size] in [-1, 1].
+
+    The shorter side is resized to image_size, so images smaller than the crop are
+    *upscaled* (blurry, but every file yields a full-size sample). Resizing happens on the
+    PIL image so that resampling overshoot is clipped to the uint8 range. Training crops at
+    random and flips when `augment`; validation always takes the centre crop.
+    """
+    crop = v2.RandomCrop(image_size) if augment else v2.CenterCrop(image_size)
+    steps = [v2.Resize(image_size, antialias=True), crop]
+    if augment:
+        steps.append(v2.RandomHorizontalFlip())
+    steps += [
+        v2.PILToTensor(),
+        v2.ToDtype(torch.float32, scale=True),
+        v2.Normalize(mean=[0.5] * 3, std=[0.5] * 3),
+    ]
+    return v2.Compose(steps)
+
+
+def to_rgb(image: Image.Image) -> Image.Image:
+    """Any PIL mode as RGB; transparency is composited onto white.
+
+    Transparent pixels may hold arbitrary colour values, so dropping the alpha channel
+    would show garbage; white is what an image viewer displays.
+    """
+    if image.mode == "RGB":
+        return image
+    rgba = image.convert("RGBA")
+    background = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
+    return Image.alpha_composite(background, rgba).convert("RGB")
+
+
+def load_rgb(path: Path) -> Image.Image:
+    """Decode one file fully (so truncation shows up here, not later) as RGB."""
+    with Image.open(path) as image:
+        image.load()
+        return to_rgb(image)
+
+
+def find_images(root: str | Path) -> list[Path]:
+    """All files below root with a supported extension, sorted; DataError if there are none."""
+    root = Path(root).expanduser()
+    if not root.exists():
+        raise DataError(f"image folder {root} does not exist; set data.root to a folder of images")
+    if not root.is_dir():
+        raise DataError(f"data.root={root} is a file, not a folder; point it to a folder of images")
+    files = sorted(p for p in root.rglob("*") if p.is_file())
+    images = [p for p in files if p.suffix.lower() in IMAGE_EXTENSIONS]
+    if not images:
+        raise DataError(
+            f"no images in {root} ({len(files)} other files; looked recursively for "
+            f"{' '.join(IMAGE_EXTENSIONS)}); add images or point data.root elsewhere"
+        )
+    return images
+
+
+def split_files(
+    files: Sequence[Path], root: Path, val_fraction: float, seed: int
+) -> tuple[list[Path], list[Path]]:
+    """Deterministic train/val split by file.
+
+    Files are ordered by a seeded hash of their path relative to root, and the first
+    ones go to validation. Adding or removing files therefore moves at most a few others
+    across the split, so runs on a growing folder stay comparable.
+    """
+    if not 0 < val_fraction < 1:
+        raise ValueError(f"data.val_fraction must be in (0, 1), got {val_fraction}")
+    if len(files) < 2:
+        raise DataError(f"{root} holds {len(files)} image; a train/val split needs at least 2")
+
+    def key(path: Path) -> str:
+        return hashlib.sha1(f"{seed}:{path.relative_to(root).as_posix()}".encode()).hexdigest()
+
+    ordered = sorted(files, key=key)
+    n_val = min(len(files) - 1, max(1, round(len(files) * val_fraction)))
+    return sorted(files[n_val:]), sorted(files[:n_val])
+
+
+class ImageFolder(Dataset):
+    """Images from a list of files, decoded on access.
+
+    With on_bad_image="skip", an unreadable file is replaced by the next readable one and
+    recorded in `skipped_files` (its length is the count), warning once per file. With
+    DataLoader workers, each worker process keeps its own record.
+    """
+
+    def __init__(
+        self,
+        files: Sequence[Path],
+        image_size: int,
+        augment: bool = False,
+        on_bad_image: str = "raise",
+    ) -> None:
+        if on_bad_image not in BAD_IMAGE_POLICIES:
+            raise ValueError(
+                f"data.on_bad_image must be one of {BAD_IMAGE_POLICIES}, got {on_bad_image!r}"
+            )
+        self.files = list(files)
+        self.transform = image_transform(image_size, augment)
+        self.on_bad_image = on_bad_image
+        self.skipped_files: set[Path] = set()
+
+    def __len__(self) -> int:
+        return len(self.files)
+
+    def __getitem__(self, i: int) -> Tensor:
+        for k in range(len(self.files)):
+            path = self.files[(i + k) % len(self.files)]
+            if path in self.skipped_files:
+                continue
+            try:
+                image = load_rgb(path)
+            except (OSError, ValueError, SyntaxError, Image.DecompressionBombError) as err:
+                self._bad(path, err)
+                continue
+            return self.transform(image)
+        raise DataError(f"none of the {len(self.files)} images could be read; see warnings above")
+
+    def _bad(self, path: Path, err: Exception) -> None:
+        """Raise for an unreadable file, or record it and warn once when skipping."""
+        reason = str(err).splitlines()[0] if str(err) else type(err).__name__
+        if self.on_bad_image == "raise":
+            raise DataError(
+                f"cannot read image {path} ({reason}); fix or delete it, "
+                "or set data.on_bad_image=skip"
+            ) from err
+        self.skipped_files.add(path)
+        warnings.warn(f"skipping unreadable image {path} ({reason})", stacklevel=3)
+
+
+def folder_splits(
+    image_size: int,
+    augment: bool,
+    root: str | Path,
+    val_fraction: float = 0.05,
+    on_bad_image: str = "raise",
+    seed: int = 0,
+) -> tuple[ImageFolder, ImageFolder]:
+    """Train and validation sets from every image below root (see `split_files`)."""
+    root = Path(root).expanduser()
+    train_files, val_files = split_files(find_images(root), root, val_fraction, seed)
+    return (
+        ImageFolder(train_files, image_size, augment=augment, on_bad_image=on_bad_image),
+        ImageFolder(val_files, image_size, augment=False, on_bad_image=on_bad_image),
+    )

@@ -1,0 +1,1 @@
+"""Logger construction (CSV always; TensorBoard and wandb on request)."""

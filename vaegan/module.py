@@ -1,0 +1,213 @@
+"""The LightningModule: one autoencoder forward per batch, a generator step, a discriminator step.
+
+Manual optimisation because the two players need different losses from the same forward:
+the generator step backpropagates recon + perceptual + β·KL + λ·adv through the autoencoder,
+the discriminator step sees the *detached* reconstruction of that same forward (the LDM
+reference runs the autoencoder twice, once per optimizer). Before ``gan_start`` the step does
+no discriminator work at all.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import lightning as L
+import torch
+from torch import Tensor, nn
+from torchmetrics.image import PeakSignalNoiseRatio, StructuralSimilarityIndexMeasure
+
+from vaegan.losses.objective import GeneratorOutput, VAEGANObjective
+from vaegan.losses.perceptual import Perceptual
+from vaegan.models.autoencoder import AutoencoderKL
+from vaegan.models.distributions import DiagonalGaussian
+from vaegan.schedules import BetaSchedule, GanSchedule
+
+
+@dataclass
+class OptimConfig:
+    """Adam settings for both players (LDM: lr 4.5e-6 × batch, betas (0.5, 0.9))."""
+
+    lr: float = 2e-4
+    disc_lr: float | None = None
+    betas: tuple[float, float] = (0.5, 0.9)
+    weight_decay: float = 0.0
+    warmup_steps: int = 0
+    grad_clip: float | None = None
+    disc_grad_clip: float | None = None
+    accumulate: int = 1
+
+    def __post_init__(self) -> None:
+        self.betas = tuple(self.betas)  # type: ignore[assignment]
+        if self.lr <= 0 or (self.disc_lr is not None and self.disc_lr <= 0):
+            raise ValueError(f"optim.lr={self.lr} / optim.disc_lr={self.disc_lr} must be > 0")
+        if self.accumulate < 1:
+            raise ValueError(f"optim.accumulate={self.accumulate} must be >= 1")
+        if self.warmup_steps < 0:
+            raise ValueError(f"optim.warmup_steps={self.warmup_steps} must be >= 0")
+
+
+def batch_images(batch: Any) -> Tensor:
+    """Images from a batch that is a tensor or an (images, labels) pair."""
+    return batch[0] if isinstance(batch, (list, tuple)) else batch
+
+
+class VAEGAN(L.LightningModule):
+    """KL autoencoder + PatchGAN trained with alternating steps on generator-step schedules."""
+
+    def __init__(
+        self,
+        autoencoder: AutoencoderKL,
+        discriminator: nn.Module,
+        objective: VAEGANObjective,
+        beta_schedule: BetaSchedule,
+        gan_schedule: GanSchedule,
+        optim: OptimConfig | None = None,
+        max_gen_steps: int | None = None,
+        val_perceptual: Perceptual | None = None,
+    ) -> None:
+        super().__init__()
+        self.automatic_optimization = False
+        self.autoencoder = autoencoder
+        self.discriminator = discriminator
+        self.objective = objective
+        self.beta_schedule = beta_schedule
+        self.gan_schedule = gan_schedule
+        self.optim = optim or OptimConfig()
+        self.max_gen_steps = max_gen_steps
+        self.val_perceptual = val_perceptual if objective.perceptual is None else None
+        self.val_psnr = PeakSignalNoiseRatio(data_range=1.0)
+        self.val_ssim = StructuralSimilarityIndexMeasure(data_range=1.0)
+        # The generator-step counter: the clock of every schedule, saved in checkpoints.
+        self.gen_step = 0
+
+    # ----------------------------------------------------------------- optimisers
+    def generator_parameters(self) -> list[nn.Parameter]:
+        params = list(self.autoencoder.parameters())
+        if self.objective.learn_logvar:
+            params.append(self.objective.logvar)
+        return params
+
+    def configure_optimizers(self) -> Any:
+        o = self.optim
+        opt_g = torch.optim.Adam(
+            self.generator_parameters(), lr=o.lr, betas=o.betas, weight_decay=o.weight_decay
+        )
+        opt_d = torch.optim.Adam(
+            self.discriminator.parameters(),
+            lr=o.disc_lr or o.lr,
+            betas=o.betas,
+            weight_decay=o.weight_decay,
+        )
+
+        def warmup(step: int) -> float:
+            return min(1.0, (step + 1) / o.warmup_steps) if o.warmup_steps else 1.0
+
+        scheds = [torch.optim.lr_scheduler.LambdaLR(opt, warmup) for opt in (opt_g, opt_d)]
+        return [opt_g, opt_d], [{"scheduler": s, "interval": "step"} for s in scheds]
+
+    # ----------------------------------------------------------------- training
+    def forward(self, x: Tensor, sample_posterior: bool = True) -> tuple[Tensor, DiagonalGaussian]:
+        return self.autoencoder(x, sample_posterior=sample_posterior)
+
+    def training_step(self, batch: Any, batch_idx: int) -> None:
+        x = batch_images(batch)
+        step = self.gen_step
+        gan_on = self.gan_schedule.active(step)
+        opt_g, opt_d = self.optimizers()
+        sched_g, sched_d = self.lr_schedulers()
+        do_step = (step + 1) % self.optim.accumulate == 0
+
+        xrec, posterior = self.autoencoder(x)
+
+        self.toggle_optimizer(opt_g)
+        out = self.objective.generator_terms(
+            x,
+            xrec,
+            posterior,
+            beta=self.beta_schedule(step),
+            capacity=self.beta_schedule.capacity(step),
+            adv_factor=self.gan_schedule(step),
+            logits_fake=self.discriminator(xrec) if gan_on else None,
+            last_layer=self.autoencoder.last_layer if gan_on else None,
+        )
+        self._notify_generator_output(x, xrec, posterior, out)
+        self.manual_backward(out.loss / self.optim.accumulate)
+        if do_step:
+            self._step(opt_g, sched_g, self.optim.grad_clip)
+        self.untoggle_optimizer(opt_g)
+
+        logs = {f"train/{k}": v for k, v in out.logs.items()}
+        if gan_on:
+            logs.update(self._discriminator_step(x, xrec.detach(), opt_d, sched_d, do_step))
+        self.gen_step += 1
+        logs["gen_step"] = float(self.gen_step)
+        self.log_dict(logs, on_step=True, on_epoch=False, prog_bar=False, logger=True)
+        self.log("kl", out.logs["kl"], prog_bar=True, logger=False)
+        if self.max_gen_steps is not None and self.gen_step >= self.max_gen_steps:
+            self.trainer.should_stop = True
+
+    def _discriminator_step(
+        self, x: Tensor, xrec: Tensor, opt_d: Any, sched_d: Any, do_step: bool
+    ) -> dict[str, Tensor]:
+        self.toggle_optimizer(opt_d)
+        terms = self.objective.discriminator_terms(self.discriminator(x), self.discriminator(xrec))
+        self.manual_backward(terms["d_loss"] / self.optim.accumulate)
+        if do_step:
+            self._step(opt_d, sched_d, self.optim.disc_grad_clip)
+        self.untoggle_optimizer(opt_d)
+        return {f"train/{k}": v.detach() for k, v in terms.items()}
+
+    def _step(self, opt: Any, sched: Any, clip: float | None) -> None:
+        if clip:
+            self.clip_gradients(opt, gradient_clip_val=clip, gradient_clip_algorithm="norm")
+        opt.step()
+        opt.zero_grad(set_to_none=True)
+        sched.step()
+
+    def _notify_generator_output(
+        self, x: Tensor, xrec: Tensor, posterior: DiagonalGaussian, out: GeneratorOutput
+    ) -> None:
+        """Let callbacks read the terms while their graphs are alive (gradient attribution)."""
+        if self._trainer is None:
+            return
+        for cb in self.trainer.callbacks:
+            hook = getattr(cb, "on_generator_output", None)
+            if hook is not None:
+                hook(self.trainer, self, x, xrec, posterior, out)
+
+    # ----------------------------------------------------------------- validation
+    def validation_step(self, batch: Any, batch_idx: int) -> None:
+        x = batch_images(batch)
+        posterior = self.autoencoder.encode(x)
+        xrec = self.autoencoder.decode(posterior.mode())
+        x01, r01 = (x + 1) / 2, ((xrec + 1) / 2).clamp(0, 1)
+        self.val_psnr(r01, x01)
+        self.val_ssim(r01, x01)
+        lpips_net = self.objective.perceptual or self.val_perceptual
+        metrics = {
+            "val/rec": (x - xrec).abs().mean(),
+            "val/kl": posterior.kl().mean(),
+            "val/psnr": self.val_psnr,
+            "val/ssim": self.val_ssim,
+        }
+        if lpips_net is not None:
+            metrics["val/lpips"] = lpips_net(x, xrec).mean()
+        self.log_dict(metrics, on_step=False, on_epoch=True, batch_size=x.shape[0], sync_dist=True)
+
+    def on_validation_epoch_end(self) -> None:
+        self.log("gen_step", float(self.gen_step), on_step=False, on_epoch=True)
+
+    @torch.no_grad()
+    def sample_prior(self, n: int, image_size: int, generator: torch.Generator | None = None):
+        """Decode z ~ N(0, I): what the prior produces (garbage when KL exploded, claim C4)."""
+        shape = (n, *self.autoencoder.latent_shape(image_size))
+        z = torch.randn(shape, generator=generator).to(self.device)
+        return self.autoencoder.decode(z)
+
+    # ----------------------------------------------------------------- checkpoints
+    def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        checkpoint["vaegan"] = {"gen_step": self.gen_step}
+
+    def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        self.gen_step = int(checkpoint.get("vaegan", {}).get("gen_step", 0))

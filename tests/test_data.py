@@ -13,7 +13,7 @@ from PIL import Image
 
 from vaegan.data import DataError, ImageDataModule, cifar10_splits, folder_splits, patch_splits
 from vaegan.data.folder import ImageFolder, find_images, split_files
-from vaegan.data.patches import DEFAULT_VAL_SOURCES, load_source
+from vaegan.data.patches import DEFAULT_VAL_SOURCES, PatchDataset, load_source
 
 SIZE = 32
 
@@ -60,13 +60,19 @@ def test_no_val_source_contributes_to_train(plain_patches):
     assert not any(p.numpy().tobytes() in train_pixels for p in stack(val))
 
 
-def test_patch_augmentation_moves_crops_in_train_only():
-    torch.manual_seed(0)
+def test_patch_augmentation_is_on_in_train_only(plain_patches):
     train, val = patch_splits(SIZE, augment=True)
-    draws = torch.stack([train[5] for _ in range(8)])
+    assert train.flip and train.jitter > 0 and not val.flip and val.jitter == 0
+    torch.manual_seed(0)
+    grid = plain_patches[0][5]
+    flips = PatchDataset(train.names, train.index, SIZE, flip=True)
+    draws = [flips[5] for _ in range(16)]
+    assert {torch.equal(d, grid) for d in draws} == {True, False}
+    assert all(torch.equal(d, grid) or torch.equal(d, grid.flip(-1)) for d in draws)
+    shifts = PatchDataset(train.names, train.index, SIZE, jitter=train.jitter)
+    draws = torch.stack([shifts[5] for _ in range(16)])
     assert_images(draws)
-    assert not all(torch.equal(draws[0], d) for d in draws[1:])
-    assert torch.equal(val[5], val[5])
+    assert sum(not torch.equal(d, grid) for d in draws) > 8
 
 
 def test_patch_cap_and_settings_checks():
@@ -118,6 +124,13 @@ def test_folder_loads_every_mode_as_rgb(tmp_path):
             assert_images(image, varied=path.stem != "transparent")
     white = ImageFolder([paths["transparent.tiff"]], SIZE)[0]
     assert torch.equal(white, torch.ones_like(white))  # composited onto white, not black
+
+
+def test_small_images_are_upscaled_not_padded(tmp_path):
+    Image.new("RGB", (10, 12), (255, 0, 0)).save(tmp_path / "tiny.png")
+    image = ImageFolder([tmp_path / "tiny.png"], SIZE)[0]
+    expected = torch.tensor([1.0, -1.0, -1.0]).view(3, 1, 1).expand_as(image)
+    assert torch.allclose(image, expected)
 
 
 def test_folder_split_is_stable_when_files_are_added(tmp_path):

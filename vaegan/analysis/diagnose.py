@@ -41,7 +41,8 @@ class DiagnosisThresholds:
        the last `last_window_frac` of the run > `kl_runaway`; or > `kl_growth` while recon's
        relative improvement there < `recon_stall`; or KL flat but log σ² at the clamp (below).
     4. inconclusive: KL still rising (> `kl_growth`) while recon still improves.
-    5. benign rise: final/initial KL >= `kl_rise_ratio` and recon improved by at least
+    5. benign rise: final KL / its lowest level in the first half of the run (or the initial
+       level, if lower) >= `kl_rise_ratio`, and recon improved by at least
        `recon_min_improvement` (relative) over the run.
     6. otherwise inconclusive.
     Causes named for an explosion: recon reduction `sum` or effective β (β, divided by C*H*W for
@@ -172,14 +173,12 @@ def level(s: Series, lo: float, hi: float) -> float:
     return float(np.interp((lo + hi) / 2, s.x, s.y))
 
 
-def rel_change(s: Series, lo: float, hi: float, min_points: int,
-               scale: float | None = None) -> float | None:
+def rel_change(s: Series, lo: float, hi: float, min_points: int) -> float | None:
     """Slope x window length / level: the fraction of its level a series moves over [lo, hi]."""
     slope = fit_slope(s, lo, hi, min_points)
     if slope is None:
         return None
-    scale = abs(level(s, lo, hi)) if scale is None else abs(scale)
-    return slope * (hi - lo) / max(scale, 1e-12)
+    return slope * (hi - lo) / max(abs(level(s, lo, hi)), 1e-12)
 
 
 # ---------------------------------------------------------------- the diagnosis
@@ -252,7 +251,10 @@ def _latent_evidence(dg: _Diagnoser) -> None:
     dg.ev("latent_dims", dims)
     if dims:
         dg.ev("kl_per_dim_final", kl1 / dims)
-    dg.ev("kl_rise_ratio", kl1 / max(kl0, 1e-12))
+    kl = dg.s("train/kl")
+    assert kl is not None and kl0 is not None and kl1 is not None
+    low = dg.ev("kl_low_early", min(kl0, float(kl.between(dg.x0, dg.x0 + dg.span / 2).y.min())))
+    dg.ev("kl_rise_ratio", kl1 / max(low, 1e-12))
     dg.ev("kl_rel_change_last", dg.last_change("train/kl"))
     rec = "train/rec" if run.get("train/rec") is not None else "val/rec"
     rec0, rec1 = dg.initial(rec), dg.final(rec)
@@ -333,7 +335,8 @@ def _benign_or_not(dg: _Diagnoser) -> str:
     ratio, rec_total = e["kl_rise_ratio"], e.get("rec_improvement_total")
     rose = ratio >= th.kl_rise_ratio
     improved = rec_total is not None and rec_total >= th.recon_min_improvement
-    dg.say(f"KL went from {fmt(e['kl_initial'])} to {fmt(e['kl_final'])} (x{fmt(ratio)},"
+    dg.say(f"KL went from {fmt(e['kl_low_early'])} (its lowest in the first half of the run) to"
+           f" {fmt(e['kl_final'])} (x{fmt(ratio)},"
            f" kl_rise_ratio={fmt(th.kl_rise_ratio)}); recon improved by {fmt(rec_total)} over the"
            f" run (recon_min_improvement={fmt(th.recon_min_improvement)}).")
     if rose and improved:

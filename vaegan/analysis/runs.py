@@ -103,11 +103,16 @@ class Run:
 
     @property
     def rec_reduction(self) -> str | None:
-        red = self.cfg("loss.rec_reduction")
+        """`sum` or `mean`: how the reconstruction term is reduced over pixels."""
+        red = self.info.get("rec_reduction") or _first(
+            self, "loss.rec_reduction", "loss.objective.rec_reduction")
         return None if red is None else str(red)
 
     @property
     def logvar_bounds(self) -> tuple[float | None, float | None]:
+        """The log σ² clamp bounds; (None, None) when the variance is not clamped."""
+        if self.cfg("model.posterior.parameterization", "clamp") != "clamp":
+            return (None, None)
         return (_as_float(self.cfg("model.posterior.logvar_min")),
                 _as_float(self.cfg("model.posterior.logvar_max")))
 
@@ -180,9 +185,7 @@ def find_metrics(path: Path) -> Path:
     return found[-1]
 
 
-def _parse_cell(cell: str | None) -> float:
-    if cell is None or cell == "":
-        return math.nan
+def _float(cell: str) -> float:
     try:
         return float(cell)
     except ValueError:
@@ -193,31 +196,43 @@ def read_metrics(csv_path: Path) -> tuple[str, dict[str, Series]]:
     """Parse a sparse CSVLogger file into per-metric series on `gen_step` (else `step`).
 
     Rows that lack `gen_step` (e.g. validation rows) get it interpolated from Lightning's `step`
-    using the rows that carry both. Duplicate x values are averaged.
+    using the rows that carry both. Duplicate x values are averaged. `name_step` columns (from
+    `on_step=True, on_epoch=True` logging) also answer to `name`.
     """
     with open(csv_path, newline="") as fh:
-        reader = csv.DictReader(fh)
-        columns = [c for c in (reader.fieldnames or []) if c]
-        rows = [{k: _parse_cell(v) for k, v in row.items() if k} for row in reader]
-    if not rows:
+        reader = csv.reader(fh)
+        header = next(reader, [])
+        cells: list[tuple[list[int], list[float]]] = [([], []) for _ in header]
+        n_rows = 0
+        for row in reader:  # sparse: keep only the filled cells
+            for j, cell in enumerate(row[: len(header)]):
+                if cell:
+                    cells[j][0].append(n_rows)
+                    cells[j][1].append(_float(cell))
+            n_rows += 1
+    columns = {}
+    for name, (idx, vals) in zip(header, cells, strict=True):
+        col = np.full(n_rows, math.nan)
+        col[idx] = vals
+        columns[name] = col
+    if not n_rows:
         raise RunDirError(f"{csv_path}: metrics file has no rows")
     x_name = "gen_step" if "gen_step" in columns else "step"
-    x = _x_column(rows, x_name)
-    series = {}
-    for col in columns:
-        if col in ("epoch", "step", "gen_step"):
-            continue
-        y = np.array([r.get(col, math.nan) for r in rows])
-        series[col] = _collapse(x, y)
+    x = _x_column(columns, x_name)
+    series = {name: _collapse(x, y) for name, y in columns.items()
+              if name and name not in ("epoch", "step", "gen_step")}
+    for name in list(series):
+        if name.endswith("_step") and name[:-5] not in series:
+            series[name[:-5]] = series[name]
     series = {k: v for k, v in series.items() if len(v)}
     if not series:
         raise RunDirError(f"{csv_path}: metrics file has no metric values")
     return x_name, series
 
 
-def _x_column(rows: list[dict[str, float]], x_name: str) -> np.ndarray:
-    x = np.array([r.get(x_name, math.nan) for r in rows])
-    step = np.array([r.get("step", math.nan) for r in rows])
+def _x_column(columns: dict[str, np.ndarray], x_name: str) -> np.ndarray:
+    x = columns[x_name].copy()
+    step = columns.get("step", np.full(len(x), math.nan))
     both = np.isfinite(x) & np.isfinite(step)
     fill = ~np.isfinite(x) & np.isfinite(step)
     if fill.any() and both.any():

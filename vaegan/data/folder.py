@@ -95,7 +95,7 @@ def split_files(
 
     ordered = sorted(files, key=key)
     n_val = min(len(files) - 1, max(1, round(len(files) * val_fraction)))
-    return sorted(files[n_val:]), sorted(files[:n_val])
+    return sorted(ordered[n_val:]), sorted(ordered[:n_val])
 
 
 class ImageFolder(Dataset):

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import skimage.data
 import torch
 from PIL import Image
 
@@ -43,6 +44,20 @@ def test_patches_shapes_range_and_counts(plain_patches):
     assert len(train) > 1000 and len(val) > 100
     assert_images(stack(train))
     assert_images(stack(val))
+
+
+def test_patches_are_the_source_pixels(plain_patches):
+    val = plain_patches[1]
+    i = len(val) - 1
+    _, top, left = (int(v) for v in val.index[i])
+    photo = getattr(skimage.data, val.source_of(i))()  # both held-out sources are <= 512 px
+    crop = photo[top : top + SIZE, left : left + SIZE]
+    expected = torch.from_numpy(np.ascontiguousarray(crop)).float().div(127.5).sub(1)
+    if expected.ndim == 2:
+        expected = expected.expand(3, -1, -1)
+    else:
+        expected = expected.permute(2, 0, 1)
+    assert torch.equal(val[i], expected)
 
 
 def test_patches_are_deterministic_across_builds(plain_patches):

@@ -42,15 +42,28 @@ def noisy(y: np.ndarray, rel: float = 0.01) -> np.ndarray:
     return y * (1 + rel * RNG.standard_normal(len(y)))
 
 
-def make_run(root: Path, train: dict[str, np.ndarray], val: dict[str, np.ndarray] | None = None,
-             config: dict | None = None, overrides: list[str] | None = None,
-             t: np.ndarray = T, val_has_gen_step: bool = True) -> Path:
+def make_run(
+    root: Path,
+    train: dict[str, np.ndarray],
+    val: dict[str, np.ndarray] | None = None,
+    config: dict | None = None,
+    overrides: list[str] | None = None,
+    t: np.ndarray = T,
+    val_has_gen_step: bool = True,
+) -> Path:
     """A run dir in the trainer's layout: sparse csv/metrics.csv (Lightning's `step` = 2 x
     gen_step, val rows interleaved with empty train cells) and .hydra/{config,overrides}.yaml."""
     val = val or {}
     cols = ["epoch", "gen_step", "step", *train, *val]
-    rows = [{"epoch": 0, "gen_step": int(s), "step": int(2 * s),
-             **{k: f"{v[i]:.8g}" for k, v in train.items()}} for i, s in enumerate(t)]
+    rows = [
+        {
+            "epoch": 0,
+            "gen_step": int(s),
+            "step": int(2 * s),
+            **{k: f"{v[i]:.8g}" for k, v in train.items()},
+        }
+        for i, s in enumerate(t)
+    ]
     for j, s in enumerate(VAL_T[VAL_T <= t[-1]]):
         row = {"epoch": 0, "step": int(2 * s), **{k: f"{v[j]:.8g}" for k, v in val.items()}}
         if val_has_gen_step:
@@ -62,9 +75,14 @@ def make_run(root: Path, train: dict[str, np.ndarray], val: dict[str, np.ndarray
         writer = csv.DictWriter(fh, fieldnames=cols)
         writer.writeheader()
         writer.writerows(rows)
-    cfg = {"beta": 1e-4, "gan_start": GS, "seed": 0, "loss": {"rec_reduction": "mean"},
-           "model": {"posterior": {"logvar_min": -30.0, "logvar_max": 20.0}},
-           "data": {"image_size": 64, "channels": 3}}
+    cfg = {
+        "beta": 1e-4,
+        "gan_start": GS,
+        "seed": 0,
+        "loss": {"rec_reduction": "mean"},
+        "model": {"posterior": {"logvar_min": -30.0, "logvar_max": 20.0}},
+        "data": {"image_size": 64, "channels": 3},
+    }
     for key, value in (config or {}).items():
         node = cfg
         *parents, last = key.split(".")
@@ -88,19 +106,31 @@ def val_of(y_of_t: np.ndarray) -> np.ndarray:
 def benign(root: Path, **kw) -> Path:
     kl = 400 * (1 - np.exp(-T / 300))
     rec = 0.05 + 0.2 * np.exp(-T / 400)
-    train = {"train/kl": noisy(kl + 0.1), "train/rec": noisy(rec), "train/beta": const(1e-4),
-             "latent/total_dims": const(4096), "latent/active_units": const(3000),
-             "latent/clamp_frac": const(0.0), "latent/logvar_min": const(-8.0)}
+    train = {
+        "train/kl": noisy(kl + 0.1),
+        "train/rec": noisy(rec),
+        "train/beta": const(1e-4),
+        "latent/total_dims": const(4096),
+        "latent/active_units": const(3000),
+        "latent/clamp_frac": const(0.0),
+        "latent/logvar_min": const(-8.0),
+    }
     return make_run(root, train, {"val/rec": val_of(rec)}, **kw)
 
 
 def explosion(root: Path) -> Path:
     rec = 0.1 + 0.05 * np.exp(-T / 200)
-    train = {"train/kl": noisy(5 * T + 1), "train/rec": noisy(rec, 0.002),
-             "train/beta": const(1e-6), "latent/total_dims": const(4096),
-             "latent/clamp_frac": np.where(T > 1000, 0.3, 0.0), "latent/logvar_min": const(-30)}
-    return make_run(root, train, config={"loss.rec_reduction": "sum", "beta": 1e-6,
-                                         "gan_start": 10**6})
+    train = {
+        "train/kl": noisy(5 * T + 1),
+        "train/rec": noisy(rec, 0.002),
+        "train/beta": const(1e-6),
+        "latent/total_dims": const(4096),
+        "latent/clamp_frac": np.where(T > 1000, 0.3, 0.0),
+        "latent/logvar_min": const(-30),
+    }
+    return make_run(
+        root, train, config={"loss.rec_reduction": "sum", "beta": 1e-6, "gan_start": 10**6}
+    )
 
 
 def plateau(root: Path, already_flat: bool = False) -> Path:
@@ -110,14 +140,22 @@ def plateau(root: Path, already_flat: bool = False) -> Path:
     else:
         kl = np.where(T < GS, 0.5 * T, 0.5 * GS + 0.02 * (T - GS)) + 1
     after = T >= GS
-    train = {"train/kl": noisy(kl, 0.002), "train/rec": noisy(0.05 + 0.2 * np.exp(-T / 400)),
-             "train/g_adv": np.where(after, 0.5, 0.0), "latent/total_dims": const(4096),
-             "grad/adv/encoder": np.where(after, 0.01, 0.0),
-             "grad/adv/decoder": np.where(after, 1.0, 0.0),
-             "grad/rec/encoder": const(0.5), "grad/rec/decoder": const(1.0),
-             "grad/kl/encoder": const(0.1), "grad/kl/decoder": const(0.0),
-             "latent/mu_mean": const(0.0), "latent/mu_std": 1 + T / N,
-             "latent/logvar_mean": -3 * T / N, "latent/var_mean": np.exp(-3 * T / N)}
+    train = {
+        "train/kl": noisy(kl, 0.002),
+        "train/rec": noisy(0.05 + 0.2 * np.exp(-T / 400)),
+        "train/g_adv": np.where(after, 0.5, 0.0),
+        "latent/total_dims": const(4096),
+        "grad/adv/encoder": np.where(after, 0.01, 0.0),
+        "grad/adv/decoder": np.where(after, 1.0, 0.0),
+        "grad/rec/encoder": const(0.5),
+        "grad/rec/decoder": const(1.0),
+        "grad/kl/encoder": const(0.1),
+        "grad/kl/decoder": const(0.0),
+        "latent/mu_mean": const(0.0),
+        "latent/mu_std": 1 + T / N,
+        "latent/logvar_mean": -3 * T / N,
+        "latent/var_mean": np.exp(-3 * T / N),
+    }
     return make_run(root, train)
 
 
@@ -126,10 +164,12 @@ def overweighted(root: Path) -> Path:
     kl = 300 * (1 - np.exp(-T / 200))
     rec = np.where(T < GS, 0.05 + 0.2 * np.exp(-T / 150), 0.05 + 0.03 * (T - GS) / (N - GS))
     psnr = np.where(VAL_T < GS, 20 + 8 * VAL_T / GS, 28 - 2 * (VAL_T - GS) / (N - GS))
-    train = {"train/kl": noisy(kl), "train/rec": noisy(rec, 0.002),
-             "latent/total_dims": const(4096)}
-    return make_run(root, train, {"val/rec": val_of(rec), "val/psnr": psnr},
-                    val_has_gen_step=False)
+    train = {
+        "train/kl": noisy(kl),
+        "train/rec": noisy(rec, 0.002),
+        "latent/total_dims": const(4096),
+    }
+    return make_run(root, train, {"val/rec": val_of(rec), "val/psnr": psnr}, val_has_gen_step=False)
 
 
 # ---------------------------------------------------------------- loading
@@ -210,8 +250,12 @@ def test_huge_kl_per_dim_on_a_tiny_latent_is_malignant(tmp_path: Path) -> None:
 
 
 def test_posterior_collapse(tmp_path: Path) -> None:
-    train = {"train/kl": noisy(const(1e-4), 0.1), "train/rec": noisy(const(0.2)),
-             "latent/total_dims": const(4096), "latent/active_units": const(0)}
+    train = {
+        "train/kl": noisy(const(1e-4), 0.1),
+        "train/rec": noisy(const(0.2)),
+        "latent/total_dims": const(4096),
+        "latent/active_units": const(0),
+    }
     d = diagnose(load_run(make_run(tmp_path / "r", train)))
     assert d.verdict == COLLAPSE, d.explanation
     assert d.evidence["kl_per_dim_final"] < 1e-7 and d.evidence["active_frac_final"] == 0
@@ -302,20 +346,23 @@ def test_console_script(tmp_path: Path) -> None:
     if not script.exists():
         pytest.skip("console script not installed (pip install -e .)")
     run_dir = benign(tmp_path / "r")
-    proc = subprocess.run([str(script), str(run_dir)], capture_output=True, text=True,
-                          timeout=120)
+    proc = subprocess.run([str(script), str(run_dir)], capture_output=True, text=True, timeout=120)
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.startswith(f"verdict: {BENIGN}")
-    bad = subprocess.run([str(script), str(tmp_path / "missing")], capture_output=True,
-                         text=True, timeout=120)
+    bad = subprocess.run(
+        [str(script), str(tmp_path / "missing")], capture_output=True, text=True, timeout=120
+    )
     assert bad.returncode == 1 and len(bad.stderr.strip().splitlines()) == 1
 
 
 def sweep(root: Path) -> Path:
     """A Hydra multirun dir: three jobs differing in beta and gan_start (seed shared)."""
     for i, (beta, gs) in enumerate([("1e-4", 1000), ("1e-2", 1000), ("1e-4", 500)]):
-        benign(root / str(i), config={"beta": float(beta), "gan_start": gs},
-               overrides=[f"beta={beta}", f"gan_start={gs}", "seed=0"])
+        benign(
+            root / str(i),
+            config={"beta": float(beta), "gan_start": gs},
+            overrides=[f"beta={beta}", f"gan_start={gs}", "seed=0"],
+        )
     (root / "multirun.yaml").write_text("{}\n")
     return root
 
@@ -329,6 +376,11 @@ def test_compare_multirun_labels_by_differing_overrides(tmp_path: Path, capsys) 
     table = (multirun / "compare.md").read_text()
     assert all(f"| {lab} |" in table for lab in labels) and "seed" not in table
     assert (multirun / "compare.png").stat().st_size > 1000
+
+
+def test_diagnose_refuses_a_multirun_dir(tmp_path: Path) -> None:
+    with pytest.raises(RunDirError, match="holds 3 runs"):
+        load_run(sweep(tmp_path / "multirun"))
 
 
 def test_compare_explicit_runs_to_out_dir(tmp_path: Path) -> None:

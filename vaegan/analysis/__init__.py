@@ -6,7 +6,18 @@ from vaegan.analysis.report import render_report, write_report
 from vaegan.analysis.runs import Run, RunDirError, Series, find_runs, load_run, load_runs
 
 __all__ = [
-    "Comparison", "Diagnosis", "DiagnosisThresholds", "Run", "RunDirError", "Series",
-    "compare_runs", "diagnose", "find_runs", "load_run", "load_runs", "render_report",
-    "run_labels", "write_report",
+    "Comparison",
+    "Diagnosis",
+    "DiagnosisThresholds",
+    "Run",
+    "RunDirError",
+    "Series",
+    "compare_runs",
+    "diagnose",
+    "find_runs",
+    "load_run",
+    "load_runs",
+    "render_report",
+    "run_labels",
+    "write_report",
 ]

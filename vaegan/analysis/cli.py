@@ -14,9 +14,15 @@ from vaegan.analysis.runs import load_run
 
 
 def _threshold_arg(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--threshold", "-t", action="append", default=[], metavar="NAME=VALUE",
-                        help="override a diagnosis threshold (repeatable); names and rules: "
-                        "vaegan.analysis.diagnose.DiagnosisThresholds")
+    parser.add_argument(
+        "--threshold",
+        "-t",
+        action="append",
+        default=[],
+        metavar="NAME=VALUE",
+        help="override a diagnosis threshold (repeatable); names and rules: "
+        "vaegan.analysis.diagnose.DiagnosisThresholds",
+    )
 
 
 def _guarded(prog: str, body: Callable[[], int]) -> int:
@@ -29,9 +35,13 @@ def _guarded(prog: str, body: Callable[[], int]) -> int:
 
 def diagnose_main(argv: Sequence[str] | None = None) -> int:
     """`vaegan-diagnose RUN_DIR [--threshold k=v ...]`: diagnosis.md + plots, prints verdict."""
-    parser = argparse.ArgumentParser(prog="vaegan-diagnose", description=(
-        "Classify a run's KL trajectory (benign rise / malignant explosion / posterior collapse)"
-        " and write diagnosis.md and plots/ into the run directory."))
+    parser = argparse.ArgumentParser(
+        prog="vaegan-diagnose",
+        description=(
+            "Classify a run's KL trajectory (benign rise / malignant explosion / posterior"
+            " collapse) and write diagnosis.md and plots/ into the run directory."
+        ),
+    )
     parser.add_argument("run_dir", type=Path, help="run directory (or its metrics.csv)")
     _threshold_arg(parser)
     args = parser.parse_args(argv)
@@ -51,12 +61,21 @@ def diagnose_main(argv: Sequence[str] | None = None) -> int:
 
 def compare_main(argv: Sequence[str] | None = None) -> int:
     """`vaegan-compare RUN_DIR... | MULTIRUN_DIR [--out DIR]`: compare.png + compare.md."""
-    parser = argparse.ArgumentParser(prog="vaegan-compare", description=(
-        "Overlay KL, β, recon and adversarial curves of several runs (or every job of a multirun"
-        " dir) and tabulate final KL, KL slope after gan_start, val PSNR/LPIPS and verdicts."))
+    parser = argparse.ArgumentParser(
+        prog="vaegan-compare",
+        description=(
+            "Overlay KL, β, recon and adversarial curves of several runs (or every job of a"
+            " multirun dir) and tabulate final KL, KL slope after gan_start, val PSNR/LPIPS and"
+            " verdicts."
+        ),
+    )
     parser.add_argument("runs", nargs="+", type=Path, help="run dirs, or one multirun dir")
-    parser.add_argument("--out", type=Path, default=None,
-                        help="output dir (default: the multirun dir / the runs' common parent)")
+    parser.add_argument(
+        "--out",
+        type=Path,
+        default=None,
+        help="output dir (default: the multirun dir / the runs' common parent)",
+    )
     _threshold_arg(parser)
     args = parser.parse_args(argv)
 

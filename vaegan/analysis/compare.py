@@ -7,13 +7,24 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from vaegan.analysis.diagnose import Diagnosis, DiagnosisThresholds, diagnose, fmt, smooth
-from vaegan.analysis.plots import helps_log, new_figure, save
+from vaegan.analysis.diagnose import (
+    SMOOTH_FRAC,
+    Diagnosis,
+    DiagnosisThresholds,
+    diagnose,
+    fmt,
+    smooth,
+)
+from vaegan.analysis.plots import helps_log, log_y, new_figure, save
 from vaegan.analysis.report import md_table
 from vaegan.analysis.runs import Run, load_runs
 
-PANELS = (("train/kl", "KL (nats/sample)"), ("train/beta", "β"),
-          ("train/rec", "reconstruction"), ("train/g_adv", "generator adversarial term"))
+PANELS = (
+    ("train/kl", "KL (nats/sample)"),
+    ("train/beta", "β"),
+    ("train/rec", "reconstruction"),
+    ("train/g_adv", "generator adversarial term"),
+)
 
 
 @dataclass
@@ -40,11 +51,15 @@ def run_labels(runs: Sequence[Run]) -> list[str]:
     parsed = [_parse_overrides(r.overrides) for r in runs]
     keys = list(dict.fromkeys(k for p in parsed for k in p))
     differing = [k for k in keys if len({p.get(k) for p in parsed}) > 1]
-    labels = [" ".join(f"{k}={p[k]}" for k in differing if k in p) or r.name
-              for r, p in zip(runs, parsed, strict=True)]
+    labels = [
+        " ".join(f"{k}={p[k]}" for k in differing if k in p) or r.name
+        for r, p in zip(runs, parsed, strict=True)
+    ]
     if len(set(labels)) < len(labels):
-        labels = [f"{lab} ({r.name})" if lab != r.name else lab
-                  for lab, r in zip(labels, runs, strict=True)]
+        labels = [
+            f"{lab} ({r.name})" if lab != r.name else lab
+            for lab, r in zip(labels, runs, strict=True)
+        ]
     return labels
 
 
@@ -56,14 +71,14 @@ def plot_compare(runs: Sequence[Run], labels: Sequence[str], path: Path) -> Path
             s = run.get(name)
             if s is None:
                 continue
-            sm = smooth(s, 0.02)
+            sm = smooth(s, SMOOTH_FRAC)
             ax.plot(sm.x, sm.y, color=f"C{i % 10}", lw=1.3, label=label)
             ys.append(sm.y)
             gs = run.gan_start
             if gs is not None:
                 ax.axvline(gs, color=f"C{i % 10}", ls="--", lw=0.8, alpha=0.7)
         if helps_log(ys):
-            ax.set_yscale("log")
+            log_y(ax)
         ax.set_title(title + ("" if ys else " (not logged)"), fontsize=10)
         ax.set_xlabel(runs[0].x_name if runs else "gen_step")
         ax.grid(alpha=0.3)
@@ -74,30 +89,55 @@ def plot_compare(runs: Sequence[Run], labels: Sequence[str], path: Path) -> Path
 
 def _row(run: Run, label: str, d: Diagnosis) -> list[str]:
     e = d.evidence
-    last = {n: (s.last if (s := run.get(n)) is not None else None)
-            for n in ("train/kl", "val/psnr", "val/lpips")}
-    verdict = d.verdict + (f" ({', '.join(d.flags)})" if d.flags else "")
-    return [label, f"`{run.path}`", fmt(e.get("kl_final", last["train/kl"])),
-            fmt(e.get("kl_slope_after_gan")), fmt(e.get("kl_rel_slope_after_gan")),
-            fmt(last["val/psnr"]), fmt(last["val/lpips"]), verdict]
+    last = {
+        n: (s.last if (s := run.get(n)) is not None else None)
+        for n in ("train/kl", "val/psnr", "val/lpips")
+    }
+    return [
+        label,
+        f"`{run.path}`",
+        fmt(e.get("kl_final", last["train/kl"])),
+        fmt(e.get("kl_slope_after_gan")),
+        fmt(e.get("kl_rel_slope_after_gan")),
+        fmt(last["val/psnr"]),
+        fmt(last["val/lpips"]),
+        d.headline,
+    ]
 
 
-def compare_runs(paths: Sequence[str | Path], out_dir: str | Path | None = None,
-                 thresholds: DiagnosisThresholds | None = None) -> Comparison:
+def compare_runs(
+    paths: Sequence[str | Path],
+    out_dir: str | Path | None = None,
+    thresholds: DiagnosisThresholds | None = None,
+) -> Comparison:
     """Load runs (or one multirun dir), diagnose each, write compare.png + compare.md."""
     runs = load_runs(paths)
     if out_dir is None:
-        out_dir = (Path(paths[0]) if len(paths) == 1
-                   else Path(os.path.commonpath([r.path.resolve() for r in runs])))
+        out_dir = (
+            Path(paths[0])
+            if len(paths) == 1
+            else Path(os.path.commonpath([r.path.resolve() for r in runs]))
+        )
     out = Path(out_dir)
     labels = run_labels(runs)
     diagnoses = [diagnose(r, thresholds) for r in runs]
     figure = plot_compare(runs, labels, out / "compare.png")
-    header = ["run", "dir", "final KL", "KL slope after gan_start (nats/step)",
-              "relative", "final val PSNR", "final val LPIPS", "verdict"]
+    header = [
+        "run",
+        "dir",
+        "final KL",
+        "KL slope after gan_start (nats/step)",
+        "relative",
+        "final val PSNR",
+        "final val LPIPS",
+        "verdict",
+    ]
     rows = [_row(r, lab, d) for r, lab, d in zip(runs, labels, diagnoses, strict=True)]
     table = out / "compare.md"
-    table.write_text(f"# Comparison of {len(runs)} runs\n\n![compare](compare.png)\n\n"
-                     + md_table(header, rows) + "\n\nThe relative slope is the KL change over the"
-                     " window after gan_start as a fraction of the KL level at gan_start.\n")
+    table.write_text(
+        f"# Comparison of {len(runs)} runs\n\n![compare](compare.png)\n\n"
+        + md_table(header, rows)
+        + "\n\nThe relative slope is the KL change over the"
+        " window after gan_start as a fraction of the KL level at gan_start.\n"
+    )
     return Comparison(runs, labels, diagnoses, figure, table)

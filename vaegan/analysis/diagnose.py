@@ -15,12 +15,21 @@ import numpy as np
 from vaegan.analysis.runs import Run, Series
 
 BENIGN, MALIGNANT, COLLAPSE, INCONCLUSIVE = (
-    "benign rise", "malignant explosion", "posterior collapse", "inconclusive")
+    "benign rise",
+    "malignant explosion",
+    "posterior collapse",
+    "inconclusive",
+)
 FLAG_PLATEAU, FLAG_GAN_HEAVY, FLAG_CLAMP, FLAG_FEW_ACTIVE, FLAG_RISING = (
-    "plateau after GAN start", "GAN over-weighted", "variance at clamp", "few active units",
-    "KL still rising")
+    "plateau after GAN start",
+    "GAN over-weighted",
+    "variance at clamp",
+    "few active units",
+    "KL still rising",
+)
 GRAD_TERMS = ("rec", "perceptual", "kl", "adv")
 _BINNED_MAX = 2000  # smoothing works on at most this many (bin-averaged) points
+SMOOTH_FRAC = 0.05  # running-median window, fraction of the points (diagnosis and plots)
 
 
 @dataclass
@@ -48,20 +57,23 @@ class DiagnosisThresholds:
     Causes named for an explosion: recon reduction `sum` or effective β (β, divided by C*H*W for
     `sum`) < `small_effective_beta`; log σ² at the clamp; latent dims <= `small_latent_dims`.
 
-    Flags: *variance at clamp* — final `latent/clamp_frac` > `clamp_frac` (without it: final
-    `latent/logvar_min` within `clamp_margin` of the lower clamp bound). *few active units* —
-    active fraction < `low_active_frac`. *plateau after GAN start* — KL's relative change in the
-    `plateau_window_frac` window after gan_start (normalised by the KL level at gan_start) is at
-    most `plateau_ratio` times what the pre-GAN trend predicts (the one before, times the
-    before/earlier slope ratio of the two windows preceding gan_start, capped at 1), and KL was
-    still rising before (> `kl_growth`); if it was already flat, or slows only as its own
-    deceleration predicts, no causal claim is made. *GAN over-weighted* (W1) — final train/val
-    rec or val LPIPS worse than at gan_start by > `gan_rec_worsen` (relative), or val PSNR lower
-    by > `gan_psnr_drop_db` dB. Any fitted window needs `min_window_points` points.
+    Flags (any number):
+    - variance at clamp: final `latent/clamp_frac` > `clamp_frac` (if not logged: final
+      `latent/logvar_min` within `clamp_margin` of the lower clamp bound).
+    - few active units: final `latent/active_units` / latent dims < `low_active_frac`.
+    - KL still rising: KL's relative change over the last window > `kl_growth`.
+    - plateau after GAN start: in `plateau_window_frac` windows before/after gan_start, KL's
+      relative change (normalised by the KL level at gan_start) was > `kl_growth` before and
+      after is <= `plateau_ratio` x before x the pre-GAN trend (slope ratio of the window before
+      to the one before it, capped at 1). No causal claim when KL was already flat or falling
+      before, or slows only as much as its own pre-GAN deceleration predicts.
+    - GAN over-weighted (W1): final train/val rec or val LPIPS worse than at gan_start by more
+      than `gan_rec_worsen` (relative), or val PSNR lower by more than `gan_psnr_drop_db` dB.
+    Any fitted window needs `min_window_points` points.
     """
 
     min_points: int = 20
-    smooth_frac: float = 0.02
+    smooth_frac: float = SMOOTH_FRAC
     edge_frac: float = 0.05
     last_window_frac: float = 0.25
     min_window_points: int = 3
@@ -84,8 +96,9 @@ class DiagnosisThresholds:
     gan_psnr_drop_db: float = 0.5
 
     @classmethod
-    def from_overrides(cls, overrides: Mapping[str, Any] | Iterable[str] | None = None
-                       ) -> DiagnosisThresholds:
+    def from_overrides(
+        cls, overrides: Mapping[str, Any] | Iterable[str] | None = None
+    ) -> DiagnosisThresholds:
         """Defaults updated from {name: value} or ["name=value", ...]; unknown names raise."""
         if overrides is None:
             return cls()
@@ -153,8 +166,8 @@ def smooth(s: Series, frac: float) -> Series:
     k = max(1, int(round(frac * len(x)))) | 1
     if k < 3:
         return Series(x, y)
-    padded = np.pad(y, k // 2, mode="edge")
-    return Series(x, np.median(np.lib.stride_tricks.sliding_window_view(padded, k), axis=1))
+    padded = np.pad(y.astype(float), k // 2, constant_values=np.nan)  # windows shrink at the ends
+    return Series(x, np.nanmedian(np.lib.stride_tricks.sliding_window_view(padded, k), axis=1))
 
 
 def fit_slope(s: Series, lo: float, hi: float, min_points: int = 3) -> float | None:
@@ -230,8 +243,10 @@ def diagnose(run: Run, thresholds: DiagnosisThresholds | None = None) -> Diagnos
     n = 0 if raw is None else len(raw)
     dg.ev("kl_points", n)
     if raw is None or n < dg.th.min_points:
-        dg.say(f"Too little data: train/kl has {n} points, need {dg.th.min_points}"
-               " (threshold min_points); no verdict.")
+        dg.say(
+            f"Too little data: train/kl has {n} points, need {dg.th.min_points}"
+            " (threshold min_points); no verdict."
+        )
         return dg.d
     _latent_evidence(dg)
     dg.d.verdict = _verdict(dg)
@@ -291,19 +306,28 @@ def _verdict(dg: _Diagnoser) -> str:
     kl1, growth = e["kl_final"], e.get("kl_rel_change_last")
     per_dim = e.get("kl_per_dim_final")
     rec_last = e.get("rec_improvement_last")
-    kl_txt = (f"final KL {fmt(kl1)} nats = {fmt(per_dim)} nats/dim over {fmt(e['latent_dims'])}"
-              " latent dims" if per_dim is not None else
-              f"final KL {fmt(kl1)} nats (latent size unknown: total KL used as an upper bound"
-              " of KL per dim)")
-    dg.say(kl_txt + f"; it changed by {fmt(growth)} of its level over the last"
-           f" {fmt(th.last_window_frac)} of the run (kl_growth={fmt(th.kl_growth)}).")
+    kl_txt = (
+        f"final KL {fmt(kl1)} nats = {fmt(per_dim)} nats/dim over {fmt(e['latent_dims'])}"
+        " latent dims"
+        if per_dim is not None
+        else f"final KL {fmt(kl1)} nats (latent size unknown: total KL used as an upper bound"
+        " of KL per dim)"
+    )
+    dg.say(
+        kl_txt + f"; it changed by {fmt(growth)} of its level over the last"
+        f" {fmt(th.last_window_frac)} of the run (kl_growth={fmt(th.kl_growth)})."
+    )
     if (per_dim if per_dim is not None else kl1) < th.collapse_kl_per_dim:
-        dg.say(f"KL per dim is below collapse_kl_per_dim={fmt(th.collapse_kl_per_dim)}: the"
-               " posterior equals the prior and the decoder ignores the latent (C3).")
+        dg.say(
+            f"KL per dim is below collapse_kl_per_dim={fmt(th.collapse_kl_per_dim)}: the"
+            " posterior equals the prior and the decoder ignores the latent (C3)."
+        )
         return COLLAPSE
     if e.get("active_frac_final", 1.0) < th.collapse_active_frac:
-        dg.say(f"Only {fmt(e['active_frac_final'])} of latent units are active"
-               f" (< collapse_active_frac={fmt(th.collapse_active_frac)}).")
+        dg.say(
+            f"Only {fmt(e['active_frac_final'])} of latent units are active"
+            f" (< collapse_active_frac={fmt(th.collapse_active_frac)})."
+        )
         return COLLAPSE
     growing = growth is not None and growth > th.kl_growth
     if growing:
@@ -311,21 +335,26 @@ def _verdict(dg: _Diagnoser) -> str:
     stalled = rec_last is not None and rec_last < th.recon_stall
     rec_txt = f"recon improved by {fmt(rec_last)} of its level over the same window"
     if per_dim is not None and per_dim > th.explode_kl_per_dim:
-        dg.say(f"KL per dim {fmt(per_dim)} exceeds"
-               f" explode_kl_per_dim={fmt(th.explode_kl_per_dim)}.")
+        dg.say(
+            f"KL per dim {fmt(per_dim)} exceeds explode_kl_per_dim={fmt(th.explode_kl_per_dim)}."
+        )
         return _malignant(dg)
     if growing and (growth > th.kl_runaway or stalled):
-        dg.say(f"KL keeps growing while {rec_txt} (recon_stall={fmt(th.recon_stall)},"
-               f" kl_runaway={fmt(th.kl_runaway)}): regularisation is failing (C4).")
+        dg.say(
+            f"KL keeps growing while {rec_txt} (recon_stall={fmt(th.recon_stall)},"
+            f" kl_runaway={fmt(th.kl_runaway)}): regularisation is failing (C4)."
+        )
         return _malignant(dg)
     if growing:
         why = "recon was not logged" if rec_last is None else rec_txt
         dg.say(f"KL is still rising and {why}: still in the rising phase; train longer.")
         return INCONCLUSIVE
     if FLAG_CLAMP in dg.d.flags:
-        dg.say(f"KL is flat only because log σ² sits at the clamp (clamp_frac"
-               f" {fmt(e.get('clamp_frac_final'))}, log σ² min {fmt(e.get('logvar_min_final'))}):"
-               " the clamp caps the variance term that would otherwise keep growing (F3).")
+        dg.say(
+            f"KL is flat only because log σ² sits at the clamp (clamp_frac"
+            f" {fmt(e.get('clamp_frac_final'))}, log σ² min {fmt(e.get('logvar_min_final'))}):"
+            " the clamp caps the variance term that would otherwise keep growing (F3)."
+        )
         return _malignant(dg)
     return _benign_or_not(dg)
 
@@ -335,16 +364,23 @@ def _benign_or_not(dg: _Diagnoser) -> str:
     ratio, rec_total = e["kl_rise_ratio"], e.get("rec_improvement_total")
     rose = ratio >= th.kl_rise_ratio
     improved = rec_total is not None and rec_total >= th.recon_min_improvement
-    dg.say(f"KL went from {fmt(e['kl_low_early'])} (its lowest in the first half of the run) to"
-           f" {fmt(e['kl_final'])} (x{fmt(ratio)},"
-           f" kl_rise_ratio={fmt(th.kl_rise_ratio)}); recon improved by {fmt(rec_total)} over the"
-           f" run (recon_min_improvement={fmt(th.recon_min_improvement)}).")
+    dg.say(
+        f"KL went from {fmt(e['kl_low_early'])} (its lowest in the first half of the run) to"
+        f" {fmt(e['kl_final'])} (x{fmt(ratio)},"
+        f" kl_rise_ratio={fmt(th.kl_rise_ratio)}); recon improved by {fmt(rec_total)} over the"
+        f" run (recon_min_improvement={fmt(th.recon_min_improvement)})."
+    )
     if rose and improved:
-        dg.say("KL rose from near its initial value and levelled off while recon improved:"
-               " information is being encoded and the rise is benign (C1, C3).")
+        dg.say(
+            "KL rose from its early low and levelled off while recon improved:"
+            " information is being encoded and the rise is benign (C1, C3)."
+        )
         return BENIGN
-    dg.say("KL is flat but " + ("did not rise" if not rose else "recon did not improve enough")
-           + "; no verdict.")
+    dg.say(
+        "KL is flat but "
+        + ("did not rise" if not rose else "recon did not improve enough")
+        + "; no verdict."
+    )
     return INCONCLUSIVE
 
 
@@ -356,16 +392,23 @@ def _malignant(dg: _Diagnoser) -> str:
         causes.append("recon reduction 'sum': recon dwarfs β·KL, effective β is tiny (F2)")
     eff = e.get("effective_beta")
     if eff is not None and eff < th.small_effective_beta:
-        causes.append(f"effective β {fmt(eff)} < small_effective_beta="
-                      f"{fmt(th.small_effective_beta)} (β too small or 0; F1/F2)")
+        causes.append(
+            f"effective β {fmt(eff)} < small_effective_beta="
+            f"{fmt(th.small_effective_beta)} (β too small or 0; F1/F2)"
+        )
     if FLAG_CLAMP in dg.d.flags:
         causes.append("log σ² at the clamp bound: the posterior variance is pushed to 0 (F3)")
     dims = e.get("latent_dims")
     if dims is not None and dims <= th.small_latent_dims:
-        causes.append(f"latent too small: {fmt(dims)} dims <= small_latent_dims="
-                      f"{fmt(th.small_latent_dims)} (F4)")
-    dg.say("Likely causes: " + ("; ".join(causes) if causes else
-                                "none of the known ones found in the logged evidence") + ".")
+        causes.append(
+            f"latent too small: {fmt(dims)} dims <= small_latent_dims="
+            f"{fmt(th.small_latent_dims)} (F4)"
+        )
+    dg.say(
+        "Likely causes: "
+        + ("; ".join(causes) if causes else "none of the known ones found in the logged evidence")
+        + "."
+    )
     return MALIGNANT
 
 
@@ -376,8 +419,10 @@ def _gan_window(dg: _Diagnoser) -> tuple[float, float] | None:
         return None
     dg.ev("gan_start", gs)
     if not dg.x0 < gs < dg.x1:
-        dg.say(f"gan_start={fmt(gs)} is outside the logged steps [{fmt(dg.x0)}, {fmt(dg.x1)}]:"
-               " no before/after comparison.")
+        dg.say(
+            f"gan_start={fmt(gs)} is outside the logged steps [{fmt(dg.x0)}, {fmt(dg.x1)}]:"
+            " no before/after comparison."
+        )
         return None
     return gs, dg.th.plateau_window_frac * dg.span
 
@@ -398,20 +443,27 @@ def _gan_plateau(dg: _Diagnoser, gs: float, w: float) -> None:
     ra = dg.ev("kl_rel_slope_after_gan", after * w / max(abs(kl_gs), 1e-12))
     # KL saturating on its own also slows down: compare with the deceleration seen before GAN.
     earlier = fit_slope(kl, gs - 2 * w, gs - w, th.min_window_points)
-    trend = 1.0 if not earlier else float(np.clip(before / earlier, 0.0, 1.0))
+    trend = float(np.clip(before / earlier, 0.0, 1.0)) if earlier and earlier > 0 < before else 1.0
     dg.ev("kl_slope_ratio_pre_gan", trend)
-    nums = (f"KL slope {fmt(before)} -> {fmt(after)} nats/step, i.e. {fmt(rb)} -> {fmt(ra)} of"
-            f" the KL level at gan_start ({fmt(kl_gs)}) per {fmt(w)}-step window")
-    if abs(rb) <= th.kl_growth:
-        dg.say(f"KL had already flattened before GAN start ({nums}); no causal claim.")
-    elif abs(ra) <= th.plateau_ratio * abs(rb) * trend:
+    nums = (
+        f"KL slope {fmt(before)} -> {fmt(after)} nats/step, i.e. {fmt(rb)} -> {fmt(ra)} of"
+        f" the KL level at gan_start ({fmt(kl_gs)}) per {fmt(w)}-step window"
+    )
+    if rb <= th.kl_growth:
+        state = "already flattened" if rb >= -th.kl_growth else "been falling"
+        dg.say(f"KL had {state} before GAN start ({nums}); no causal claim.")
+    elif ra <= th.plateau_ratio * rb * trend:
         dg.d.flags.append(FLAG_PLATEAU)
-        dg.say(f"KL flattened after GAN start: {nums}; the pre-GAN trend (slope x{fmt(trend)}"
-               f" per window) predicted {fmt(rb * trend)} (plateau_ratio={fmt(th.plateau_ratio)}).")
-    elif abs(ra) <= th.plateau_ratio * abs(rb):
-        dg.say(f"KL slowed after GAN start ({nums}) but no more than its pre-GAN deceleration"
-               f" (slope x{fmt(trend)} per window) predicts: KL is saturating on its own;"
-               " no causal claim.")
+        dg.say(
+            f"KL flattened after GAN start: {nums}; the pre-GAN trend (slope x{fmt(trend)}"
+            f" per window) predicted {fmt(rb * trend)} (plateau_ratio={fmt(th.plateau_ratio)})."
+        )
+    elif ra <= th.plateau_ratio * rb:
+        dg.say(
+            f"KL slowed after GAN start ({nums}) but no more than its pre-GAN deceleration"
+            f" (slope x{fmt(trend)} per window) predicts: KL is saturating on its own;"
+            " no causal claim."
+        )
     else:
         dg.say(f"KL did not flatten after GAN start: {nums}.")
     _grad_shares(dg, gs, w)
@@ -443,10 +495,15 @@ def _grad_shares(dg: _Diagnoser, gs: float, w: float) -> None:
     if "adv" not in shares or "rec" not in shares:
         return
     adv, rec = shares["adv"], shares["rec"]
-    verdict = ("consistent with G2 (adversarial gradients act mainly on the decoder)"
-               if adv < rec else "not consistent with G2")
-    dg.say(f"After GAN start the adversarial gradient norm falls {fmt(adv)} on the encoder"
-           f" (encoder/(encoder+decoder)) vs {fmt(rec)} for the rec term: {verdict}.")
+    verdict = (
+        "consistent with G2 (adversarial gradients act mainly on the decoder)"
+        if adv < rec
+        else "not consistent with G2"
+    )
+    dg.say(
+        f"After GAN start the adversarial gradient norm falls {fmt(adv)} on the encoder"
+        f" (encoder/(encoder+decoder)) vs {fmt(rec)} for the rec term: {verdict}."
+    )
 
 
 _QUALITY = (("train/rec", False), ("val/rec", False), ("val/lpips", False), ("val/psnr", True))
@@ -475,5 +532,8 @@ def _gan_overweighted(dg: _Diagnoser, gs: float) -> None:
             worse.append(f"{name} {fmt(at)} at gan_start -> {fmt(end)} at the end, {unit}")
     if worse:
         dg.d.flags.append(FLAG_GAN_HEAVY)
-        dg.say("Reconstruction got worse after GAN start (W1: adversarial weight too large?): "
-               + "; ".join(worse) + ".")
+        dg.say(
+            "Reconstruction got worse after GAN start (W1: adversarial weight too large?): "
+            + "; ".join(worse)
+            + "."
+        )

@@ -12,10 +12,8 @@ from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.colors import LogNorm
 from matplotlib.figure import Figure
 
-from vaegan.analysis.diagnose import GRAD_TERMS, grad_means, smooth
+from vaegan.analysis.diagnose import GRAD_TERMS, SMOOTH_FRAC, grad_means, smooth
 from vaegan.analysis.runs import Run, Series
-
-_SMOOTH = 0.02
 
 
 def new_figure(nrows: int, ncols: int, size: tuple[float, float]) -> tuple[Figure, np.ndarray]:
@@ -31,14 +29,20 @@ def save(fig: Figure, path: Path) -> Path:
 
 
 def helps_log(values: Sequence[np.ndarray]) -> bool:
-    """Log scale when all values are positive and span more than a factor of 20."""
+    """Log scale when most values are positive and those span more than a factor of 20
+    (zeros, e.g. β·KL during a β=0 warm-up, are then left out of the plot)."""
     ys = np.concatenate([np.asarray(v) for v in values]) if values else np.empty(0)
-    return bool(len(ys) and ys.min() > 0 and ys.max() / ys.min() > 20)
+    pos = ys[ys > 0]
+    return bool(len(pos) >= 0.5 * len(ys) > 0 and pos.max() / pos.min() > 20)
+
+
+def log_y(ax: Axes) -> None:
+    ax.set_yscale("log", nonpositive="mask")
 
 
 def draw(ax: Axes, s: Series, label: str, color: str | None = None) -> None:
     """Raw curve faint, smoothed curve solid (GAN losses are noisy)."""
-    sm = smooth(s, _SMOOTH)
+    sm = smooth(s, SMOOTH_FRAC)
     (line,) = ax.plot(sm.x, sm.y, label=label, color=color, lw=1.4)
     if len(s) > len(sm) or not np.array_equal(s.y, sm.y):
         ax.plot(s.x, s.y, color=line.get_color(), alpha=0.25, lw=0.7)
@@ -46,8 +50,7 @@ def draw(ax: Axes, s: Series, label: str, color: str | None = None) -> None:
 
 def gan_line(ax: Axes, gan_start: float | None, label: bool = True) -> None:
     if gan_start is not None:
-        ax.axvline(gan_start, color="crimson", ls="--", lw=1,
-                   label="gan_start" if label else None)
+        ax.axvline(gan_start, color="crimson", ls="--", lw=1, label="gan_start" if label else None)
 
 
 def panel(ax: Axes, run: Run, names: Sequence[str], title: str, log: bool | None = None) -> bool:
@@ -61,28 +64,46 @@ def panel(ax: Axes, run: Run, names: Sequence[str], title: str, log: bool | None
         draw(ax, s, name)
     gan_line(ax, run.gan_start)
     if helps_log([s.y for _, s in found]) if log is None else log:
-        ax.set_yscale("log")
+        log_y(ax)
     ax.legend(fontsize=7, loc="best")
     ax.grid(alpha=0.3)
     return True
 
 
 def plot_kl_curves(run: Run, path: Path) -> Path | None:
-    """C1/C2/G1: KL and its parts, β·KL, β (twin axis), recon and adversarial terms."""
+    """C1/C2/G1: KL and its parts with β (twin axis), the weighted terms of the generator loss
+    (what the optimizer trades off), reconstruction, and the adversarial game."""
     if run.get("train/kl") is None:
         return None
-    fig, (ax_kl, ax_rec, ax_adv) = new_figure(3, 1, (9, 10))
-    panel(ax_kl, run, ["train/kl", "train/kl_weighted", "train/kl_mu", "train/kl_var"],
-          "KL (nats/sample) and β·KL")
+    fig, (ax_kl, ax_terms, ax_rec, ax_adv) = new_figure(4, 1, (9, 12))
+    panel(
+        ax_kl,
+        run,
+        ["train/kl", "train/kl_mu", "train/kl_var"],
+        "KL (nats/sample): total, μ² part, variance part",
+    )
     beta = run.get("train/beta")
     if beta is not None:
         twin = ax_kl.twinx()
         twin.plot(beta.x, beta.y, color="gray", lw=1, ls=":", label="β (train/beta)")
         twin.set_ylabel("β")
         twin.legend(fontsize=7, loc="lower right")
+    panel(
+        ax_terms,
+        run,
+        [
+            "train/rec",
+            "train/perceptual_weighted",
+            "train/kl_weighted",
+            "train/g_adv_weighted",
+            "train/loss",
+        ],
+        "generator loss terms as weighted in the total (β·KL vs recon)",
+    )
     panel(ax_rec, run, ["train/rec", "val/rec", "train/perceptual", "train/nll"], "reconstruction")
-    panel(ax_adv, run, ["train/g_adv", "train/d_loss", "train/adv_weight"], "adversarial",
-          log=False)
+    panel(
+        ax_adv, run, ["train/g_adv", "train/d_loss", "train/adv_weight"], "adversarial", log=False
+    )
     ax_adv.set_xlabel(run.x_name)
     fig.suptitle(f"{run.name}: KL and loss terms")
     return save(fig, path)
@@ -95,8 +116,13 @@ def plot_latent_stats(run: Run, path: Path) -> Path | None:
         return None
     fig, (ax_mu, ax_lv, ax_units) = new_figure(3, 1, (9, 9))
     panel(ax_mu, run, ["latent/mu_mean", "latent/mu_std"], "posterior mean μ", log=False)
-    panel(ax_lv, run, ["latent/logvar_mean", "latent/logvar_min", "latent/logvar_max"],
-          "log σ² (dotted: clamp bounds)", log=False)
+    panel(
+        ax_lv,
+        run,
+        ["latent/logvar_mean", "latent/logvar_min", "latent/logvar_max"],
+        "log σ² (dotted: clamp bounds)",
+        log=False,
+    )
     for bound in run.logvar_bounds:
         if bound is not None:
             ax_lv.axhline(bound, color="k", ls=":", lw=1)
@@ -104,11 +130,17 @@ def plot_latent_stats(run: Run, path: Path) -> Path | None:
     if var is not None:
         twin = ax_lv.twinx()
         twin.plot(var.x, var.y, color="purple", lw=1, alpha=0.7, label="latent/var_mean")
-        twin.set_yscale("log" if helps_log([var.y]) else "linear")
+        if helps_log([var.y]):
+            log_y(twin)
         twin.set_ylabel("σ² mean")
         twin.legend(fontsize=7, loc="lower right")
-    panel(ax_units, run, ["latent/clamp_frac", "latent/active_units", "latent/collapsed_dims"],
-          "clamp fraction, active units, collapsed dims", log=False)
+    panel(
+        ax_units,
+        run,
+        ["latent/clamp_frac", "latent/active_units", "latent/collapsed_dims"],
+        "clamp fraction, active units, collapsed dims",
+        log=False,
+    )
     ax_units.set_xlabel(run.x_name)
     fig.suptitle(f"{run.name}: posterior statistics")
     return save(fig, path)
@@ -125,8 +157,15 @@ def plot_kl_per_dim(run: Run, path: Path) -> Path | None:
     image = np.array([np.interp(grid, s.x, s.y) for _, s in dims])
     fig, (ax,) = new_figure(1, 1, (9, 1.5 + 0.35 * len(dims)))
     norm = LogNorm(vmin=image.min(), vmax=image.max()) if helps_log([image.ravel()]) else None
-    im = ax.imshow(image, aspect="auto", origin="lower", norm=norm, cmap="viridis",
-                   extent=(lo, hi, -0.5, len(dims) - 0.5), interpolation="nearest")
+    im = ax.imshow(
+        image,
+        aspect="auto",
+        origin="lower",
+        norm=norm,
+        cmap="viridis",
+        extent=(lo, hi, -0.5, len(dims) - 0.5),
+        interpolation="nearest",
+    )
     ax.set_yticks(range(len(dims)), [str(i) for i, _ in dims])
     ax.set_ylabel("latent channel")
     ax.set_xlabel(run.x_name)
@@ -140,8 +179,11 @@ def plot_grad_shares(run: Run, path: Path) -> Path | None:
     """G2/G5: gradient norm of each loss term on encoder vs decoder, before/after gan_start."""
     x0, x1 = run.x_range
     gs = run.gan_start
-    periods = ([("before GAN", x0, gs), ("after GAN", gs, x1)]
-               if gs is not None and x0 < gs < x1 else [("whole run", x0, x1)])
+    periods = (
+        [("before GAN", x0, gs), ("after GAN", gs, x1)]
+        if gs is not None and x0 < gs < x1
+        else [("whole run", x0, x1)]
+    )
     means = [(label, grad_means(run, lo, hi)) for label, lo, hi in periods]
     terms = [t for t in GRAD_TERMS if any(t in m for _, m in means)]
     if not terms:
@@ -152,9 +194,15 @@ def plot_grad_shares(run: Run, path: Path) -> Path | None:
     for i, (label, m) in enumerate(means):
         for j, part in enumerate(("encoder", "decoder")):
             vals = [m.get(t, (np.nan, np.nan))[j] for t in terms]
-            ax_bar.bar(pos + (2 * i + j - len(means) + 0.5) * width, vals, width,
-                       label=f"{part}, {label}", hatch="//" if part == "decoder" else None,
-                       color=f"C{i}", alpha=0.6 if part == "decoder" else 1.0)
+            ax_bar.bar(
+                pos + (2 * i + j - len(means) + 0.5) * width,
+                vals,
+                width,
+                label=f"{part}, {label}",
+                hatch="//" if part == "decoder" else None,
+                color=f"C{i}",
+                alpha=0.6 if part == "decoder" else 1.0,
+            )
     ax_bar.set_xticks(pos, terms)
     ax_bar.set_yscale("log")
     ax_bar.set_ylabel("mean gradient norm")

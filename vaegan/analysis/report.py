@@ -20,45 +20,64 @@ def md_table(header: list[str], rows: list[list[str]]) -> str:
     return "\n".join(lines)
 
 
-def render_markdown(run: Run, diagnosis: Diagnosis, thresholds: DiagnosisThresholds,
-                    plots: list[Path]) -> str:
+def render_markdown(
+    run: Run, diagnosis: Diagnosis, thresholds: DiagnosisThresholds, plots: list[Path]
+) -> str:
     x0, x1 = run.x_range
-    meta = [["run", f"`{run.path}`"], ["metrics", f"`{run.metrics_path}`"],
-            ["x-axis", f"{run.x_name} {fmt(x0)}..{fmt(x1)}"],
-            ["gan_start", fmt(run.gan_start)], ["β (final)", fmt(run.beta)],
-            ["schedule", str(run.schedule)], ["recon reduction", str(run.rec_reduction)],
-            ["overrides", " ".join(run.overrides) or "-"]]
-    parts = [f"# KL diagnosis: {diagnosis.verdict}", "",
-             f"Flags: {', '.join(diagnosis.flags) or 'none'}", "",
-             md_table(["", ""], meta), "", "## Explanation", ""]
+    meta = [
+        ["run", f"`{run.path}`"],
+        ["metrics", f"`{run.metrics_path}`"],
+        ["x-axis", f"{run.x_name} {fmt(x0)}..{fmt(x1)}"],
+        ["gan_start", fmt(run.gan_start)],
+        ["β (final)", fmt(run.beta)],
+        ["schedule", str(run.schedule)],
+        ["recon reduction", str(run.rec_reduction)],
+        ["overrides", " ".join(run.overrides) or "-"],
+    ]
+    parts = [
+        f"# KL diagnosis: {diagnosis.verdict}",
+        "",
+        f"Flags: {', '.join(diagnosis.flags) or 'none'}",
+        "",
+        md_table(["field", "value"], meta),
+        "",
+        "## Explanation",
+        "",
+    ]
     parts += [f"- {sentence}" for sentence in diagnosis.explanation]
     if diagnosis.causes:
         parts += ["", "## Likely causes", ""] + [f"- {c}" for c in diagnosis.causes]
-    parts += ["", "## Evidence", "",
-              md_table(["name", "value"], [[k, fmt(v)] for k, v in diagnosis.evidence.items()])]
+    parts += [
+        "",
+        "## Evidence",
+        "",
+        md_table(["name", "value"], [[k, fmt(v)] for k, v in diagnosis.evidence.items()]),
+    ]
     parts += ["", "## Plots", ""]
     parts += [f"![{p.stem}]({p.relative_to(run.path).as_posix()})" for p in plots] or ["(none)"]
-    parts += ["", "## Thresholds used", "",
-              "Rules: see `vaegan.analysis.diagnose.DiagnosisThresholds`; override with"
-              " `vaegan-diagnose RUN_DIR --threshold name=value`.", "",
-              md_table(["name", "value"], [[k, fmt(v)] for k, v in thresholds.as_dict().items()])]
+    parts += [
+        "",
+        "## Thresholds used",
+        "",
+        "Rules: see `vaegan.analysis.diagnose.DiagnosisThresholds`; override with"
+        " `vaegan-diagnose RUN_DIR --threshold name=value`.",
+        "",
+        md_table(["name", "value"], [[k, fmt(v)] for k, v in thresholds.as_dict().items()]),
+    ]
     return "\n".join(parts) + "\n"
 
 
-def render_report(run: Run, diagnosis: Diagnosis, thresholds: DiagnosisThresholds
-                  ) -> list[Path]:
+def render_report(run: Run, diagnosis: Diagnosis, thresholds: DiagnosisThresholds) -> list[Path]:
     """Write plots, diagnosis.md and diagnosis.json into the run dir; returns the paths."""
     plots = write_plots(run, run.path / PLOTS_DIR)
     md = run.path / REPORT_FILE
     md.write_text(render_markdown(run, diagnosis, thresholds, plots))
     js = md.with_suffix(".json")
-    js.write_text(json.dumps({**diagnosis.as_dict(), "thresholds": thresholds.as_dict()},
-                             indent=2))
+    js.write_text(json.dumps({**diagnosis.as_dict(), "thresholds": thresholds.as_dict()}, indent=2))
     return [md, js, *plots]
 
 
-def write_report(run_dir: str | Path, thresholds: DiagnosisThresholds | None = None
-                 ) -> Diagnosis:
+def write_report(run_dir: str | Path, thresholds: DiagnosisThresholds | None = None) -> Diagnosis:
     """Diagnose the run in `run_dir` and write its report and plots there."""
     thresholds = thresholds or DiagnosisThresholds()
     run = load_run(run_dir)

@@ -105,7 +105,8 @@ class Run:
     def rec_reduction(self) -> str | None:
         """`sum` or `mean`: how the reconstruction term is reduced over pixels."""
         red = self.info.get("rec_reduction") or _first(
-            self, "loss.rec_reduction", "loss.objective.rec_reduction")
+            self, "loss.rec_reduction", "loss.objective.rec_reduction"
+        )
         return None if red is None else str(red)
 
     @property
@@ -113,8 +114,10 @@ class Run:
         """The log σ² clamp bounds; (None, None) when the variance is not clamped."""
         if self.cfg("model.posterior.parameterization", "clamp") != "clamp":
             return (None, None)
-        return (_as_float(self.cfg("model.posterior.logvar_min")),
-                _as_float(self.cfg("model.posterior.logvar_max")))
+        return (
+            _as_float(self.cfg("model.posterior.logvar_min")),
+            _as_float(self.cfg("model.posterior.logvar_max")),
+        )
 
     @property
     def latent_dims(self) -> int | None:
@@ -135,8 +138,11 @@ class Run:
 
     def kl_dims(self) -> list[tuple[int, Series]]:
         """Per-channel KL series (`latent/kl_dim/<i>`), ordered by channel."""
-        found = [(int(m.group(1)), s) for k, s in self.series.items()
-                 if (m := _KL_DIM.match(k)) and len(s)]
+        found = [
+            (int(m.group(1)), s)
+            for k, s in self.series.items()
+            if (m := _KL_DIM.match(k)) and len(s)
+        ]
         return sorted(found, key=lambda t: t[0])
 
 
@@ -219,8 +225,11 @@ def read_metrics(csv_path: Path) -> tuple[str, dict[str, Series]]:
         raise RunDirError(f"{csv_path}: metrics file has no rows")
     x_name = "gen_step" if "gen_step" in columns else "step"
     x = _x_column(columns, x_name)
-    series = {name: _collapse(x, y) for name, y in columns.items()
-              if name and name not in ("epoch", "step", "gen_step")}
+    series = {
+        name: _collapse(x, y)
+        for name, y in columns.items()
+        if name and name not in ("epoch", "step", "gen_step")
+    }
     for name in list(series):
         if name.endswith("_step") and name[:-5] not in series:
             series[name[:-5]] = series[name]
@@ -265,35 +274,41 @@ def _load_yaml(path: Path) -> Any:
         return OmegaConf.to_container(cfg, resolve=False)
 
 
-def _hydra_dir(run_dir: Path, metrics: Path) -> Path | None:
-    for d in [run_dir, *[p for p in metrics.parents if run_dir in p.parents]]:
-        if (d / ".hydra").is_dir():
-            return d / ".hydra"
-    return None
-
-
 def load_run(path: str | Path) -> Run:
     """Read a run directory (or a metrics.csv file) into a `Run`."""
     path = Path(path)
+    if path.is_dir():
+        roots = find_runs(path)
+        if len(roots) > 1:
+            raise RunDirError(
+                f"{path}: holds {len(roots)} runs ({roots[0].name}, ...); pass one of them,"
+                " or compare them with vaegan-compare"
+            )
+        path = roots[0]
     metrics = find_metrics(path)
     run_dir = path if path.is_dir() else _run_root(metrics)
     x_name, series = read_metrics(metrics)
-    hydra = _hydra_dir(run_dir, metrics)
+    hydra = run_dir / ".hydra"
     config: Any = {}
     overrides: Any = []
-    if hydra is not None and (hydra / "config.yaml").is_file():
+    if (hydra / "config.yaml").is_file():
         config = _load_yaml(hydra / "config.yaml")
-    if hydra is not None and (hydra / "overrides.yaml").is_file():
+    if (hydra / "overrides.yaml").is_file():
         overrides = _load_yaml(hydra / "overrides.yaml")
     info: Any = {}
     if (run_dir / "run_info.json").is_file():
         info = json.loads((run_dir / "run_info.json").read_text())
     if not overrides and isinstance(info, dict):
         overrides = info.get("overrides") or []
-    return Run(path=run_dir, metrics_path=metrics, x_name=x_name, series=series,
-               config=config if isinstance(config, dict) else {},
-               overrides=[str(o) for o in overrides or []],
-               info=info if isinstance(info, dict) else {})
+    return Run(
+        path=run_dir,
+        metrics_path=metrics,
+        x_name=x_name,
+        series=series,
+        config=config if isinstance(config, dict) else {},
+        overrides=[str(o) for o in overrides or []],
+        info=info if isinstance(info, dict) else {},
+    )
 
 
 def _run_root(metrics: Path, top: Path | None = None) -> Path:
@@ -321,7 +336,7 @@ def find_runs(path: str | Path) -> list[Path]:
         raise RunDirError(f"{top}: no such directory")
     roots = {_run_root(m, top) for m in top.rglob(METRICS_FILE)}
     if not roots:
-        raise RunDirError(f"{top}: no {METRICS_FILE} below it (no runs to compare)")
+        raise RunDirError(f"{top}: no {METRICS_FILE} below it (not a run directory?)")
     return sorted(roots, key=_natural_key)
 
 

@@ -140,8 +140,8 @@ class VAEGAN(L.LightningModule):
         logs = {f"train/{k}": v for k, v in out.logs.items()}
         if gan_on:
             logs.update(self._discriminator_step(x, xrec.detach(), opt_d, sched_d, do_step))
+        logs["gen_step"] = float(step)  # the step these terms were computed at
         self.gen_step += 1
-        logs["gen_step"] = float(self.gen_step)
         self.log_dict(logs, on_step=True, on_epoch=False, prog_bar=False, logger=True)
         self.log("kl", out.logs["kl"], prog_bar=True, logger=False)
         if self.max_gen_steps is not None and self.gen_step >= self.max_gen_steps:

@@ -27,5 +27,17 @@ test: install
 lint: install
 	$(BIN)/ruff check vaegan tests
 
+# Speed and memory against the alternatives (README "Performance"): ~10 min on 2 CPU cores,
+# writes bench/RESULTS.md. ARGS=--quick for ~1 min; ARGS="--only designs,memory" for a part.
+bench: install
+	$(BIN)/python -m vaegan.bench $(ARGS)
+
+# The KL study (README "The KL study"): trains every arm x seed of conf/study/study.yaml and
+# writes study/REPORT.md. SCALE=small (default, ~30 min on 2 quiet CPU cores) | full (GPU) |
+# tiny (seconds, what the test runs). ARGS="only=[C1,F2]" for some claims; ARGS=fresh=true
+# retrains runs that finished before.
+study: install
+	$(BIN)/python -m vaegan.study $(if $(SCALE),scale=$(SCALE),) $(ARGS)
+
 clean:
 	rm -rf outputs multirun .pytest_cache

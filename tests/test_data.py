@@ -78,16 +78,23 @@ def test_no_val_source_contributes_to_train(plain_patches):
 def test_patch_augmentation_is_on_in_train_only(plain_patches):
     train, val = patch_splits(SIZE, augment=True)
     assert train.flip and train.jitter > 0 and not val.flip and val.jitter == 0
-    torch.manual_seed(0)
     grid = plain_patches[0][5]
+
+    def per_epoch(dataset: PatchDataset) -> list[torch.Tensor]:
+        """Patch 5 in 16 epochs: augmentation is drawn from (seed, epoch, index)."""
+        return [dataset.set_epoch(epoch, seed=1) or dataset[5] for epoch in range(16)]
+
     flips = PatchDataset(train.names, train.index, SIZE, flip=True)
-    draws = [flips[5] for _ in range(16)]
+    draws = per_epoch(flips)
     assert {torch.equal(d, grid) for d in draws} == {True, False}
     assert all(torch.equal(d, grid) or torch.equal(d, grid.flip(-1)) for d in draws)
     shifts = PatchDataset(train.names, train.index, SIZE, jitter=train.jitter)
-    draws = torch.stack([shifts[5] for _ in range(16)])
+    draws = torch.stack(per_epoch(shifts))
     assert_images(draws)
     assert sum(not torch.equal(d, grid) for d in draws) > 8
+    # the same (seed, epoch, index) gives the same patch, whatever the global RNG did
+    torch.manual_seed(123)
+    assert torch.equal(torch.stack(per_epoch(shifts)), draws)
 
 
 def test_patch_cap_and_settings_checks():

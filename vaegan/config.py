@@ -5,9 +5,16 @@ Runs before anything is built, so a typo costs a second, not a crashed cluster j
 
 from __future__ import annotations
 
-from omegaconf import DictConfig
+import math
+import os
+from dataclasses import dataclass, field, fields
 
-from vaegan.schedules import BETA_SCHEDULES
+import torch
+from omegaconf import DictConfig, ListConfig, OmegaConf
+from omegaconf.errors import OmegaConfBaseException
+
+from vaegan.faults import FaultsConfig
+from vaegan.schedules import BETA_SCHEDULES, BetaSchedule, GanSchedule
 
 
 class ConfigError(ValueError):
@@ -30,10 +37,80 @@ def _number(cfg: DictConfig, key: str) -> float:
     return value
 
 
+@dataclass
+class RunSchema:
+    """Types of the top-level keys: OmegaConf refuses ``steps=abc`` before anything runs."""
+
+    beta: float
+    gan_start: float  # integer-valued, checked below (a sweeper may pass 600.0)
+    steps: float
+    seed: int = 0
+    ckpt_path: str | None = None
+    run_name: str = "run"
+    diagnose: bool = True
+    faults: FaultsConfig = field(default_factory=FaultsConfig)
+
+
+def _typed(schema: type, values: object, prefix: str = "") -> object:
+    """``values`` merged onto the dataclass ``schema``; type errors become one ConfigError line."""
+    try:
+        return OmegaConf.to_object(OmegaConf.merge(OmegaConf.structured(schema), values))
+    except OmegaConfBaseException as err:
+        key = f"{prefix}{err.full_key}" if err.full_key else prefix.rstrip(".") or "config"
+        reason = str(getattr(err, "msg", err)).splitlines()[0]
+        raise ConfigError(f"{key}: {reason}") from None
+    except ValueError as err:  # a dataclass's own __post_init__ check
+        raise ConfigError(str(err)) from None
+
+
+def faults_config(cfg: DictConfig) -> FaultsConfig:
+    """The ``faults`` section (defaults when absent) as a checked FaultsConfig."""
+    return _typed(FaultsConfig, cfg.get("faults") or {}, "faults.")  # type: ignore[return-value]
+
+
+def schedules(cfg: DictConfig) -> tuple[BetaSchedule, GanSchedule]:
+    """The β schedule and the GAN schedule from the ``schedule`` section."""
+    kwargs = OmegaConf.to_container(cfg.schedule, resolve=True)
+    gan = GanSchedule(
+        gan_start=int(kwargs.pop("gan_start")),
+        ramp_steps=int(kwargs.pop("gan_ramp_steps", 0)),
+        enabled=bool(cfg.loss.get("gan", True)),
+    )
+    return BetaSchedule(**kwargs), gan
+
+
+def _available_devices(accelerator: str) -> tuple[int, str]:
+    gpu = accelerator in ("gpu", "cuda") or (accelerator == "auto" and torch.cuda.is_available())
+    if gpu:
+        return torch.cuda.device_count(), "CUDA GPUs"
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    return cores or 1, "CPU cores"
+
+
+def _check_devices(trainer: DictConfig) -> None:
+    """``trainer.devices`` (a count, or GPU indices as a list) against what this machine has."""
+    devices = trainer.get("devices", "auto")
+    if devices in (None, "auto", -1, "-1"):
+        return
+    available, what = _available_devices(str(trainer.get("accelerator", "auto")))
+    if isinstance(devices, (list, ListConfig)):
+        wanted, highest = len(devices), max((int(d) for d in devices), default=-1) + 1
+    else:
+        _require(str(devices).isdigit(), f"trainer.devices={devices!r} must be a count or a list")
+        wanted = highest = int(devices)
+    _require(wanted >= 1, f"trainer.devices={devices} must ask for at least one device")
+    _require(
+        highest <= available,
+        f"trainer.devices={devices} but this machine has {available} {what}; "
+        f"ask for at most {available} (or trainer=cpu)",
+    )
+
+
 def validate(cfg: DictConfig) -> None:
     """Check the values whose mistakes would otherwise surface deep inside torch or later."""
+    _typed(RunSchema, {f.name: cfg[f.name] for f in fields(RunSchema) if f.name in cfg})
     beta = _number(cfg, "beta")
-    _require(beta >= 0, f"beta={beta} must be >= 0 (the KL weight)")
+    _require(math.isfinite(beta) and beta >= 0, f"beta={beta} must be a finite number >= 0")
     gan_start = _number(cfg, "gan_start")
     _require(
         gan_start >= 0 and float(gan_start).is_integer(),
@@ -67,6 +144,15 @@ def validate(cfg: DictConfig) -> None:
         f"(2^(len(model.ch_mult)-1)); pick a multiple of {factor}",
     )
     for key in ("perceptual_weight", "disc_weight", "free_bits", "adaptive_max"):
-        value = cfg.loss.objective.get(key, 0)
-        _require(value >= 0, f"loss.objective.{key}={value} must be >= 0")
-    _require(cfg.optim.lr > 0, f"optim.lr={cfg.optim.lr} must be > 0")
+        if key in cfg.loss.objective:
+            value = _number(cfg, f"loss.objective.{key}")
+            _require(value >= 0, f"loss.objective.{key}={value} must be >= 0")
+    for key in ("lr", "disc_lr"):
+        if cfg.optim.get(key) is not None:
+            value = _number(cfg, f"optim.{key}")
+            _require(value > 0, f"optim.{key}={value} must be > 0")
+    try:
+        schedules(cfg)
+    except (ValueError, TypeError) as err:  # TypeError: an unknown key in `schedule`
+        raise ConfigError(str(err).replace("BetaSchedule.__init__()", "schedule:")) from None
+    _check_devices(cfg.trainer)

@@ -14,25 +14,28 @@ import hydra
 import lightning as L
 from hydra.core.hydra_config import HydraConfig
 from hydra.utils import instantiate
-from lightning.pytorch.loggers import CSVLogger, Logger
+from lightning.pytorch.loggers import Logger
 from omegaconf import DictConfig, OmegaConf
 
-from vaegan.config import validate
+from vaegan.checkpoint_io import AtomicCheckpointIO, check_resumable
+from vaegan.config import faults_config, schedules, validate
+from vaegan.data_health import skipped_images
+from vaegan.errors import config_errors, one_line_errors
+from vaegan.logging.resumable_csv import ResumableCSVLogger
+from vaegan.logging.wandb import finish_wandb, log_run_config
 from vaegan.losses.perceptual import Perceptual
 from vaegan.module import VAEGAN, OptimConfig
-from vaegan.schedules import BetaSchedule, GanSchedule
+from vaegan.redact import redact_argv, redact_config, redact_overrides
+from vaegan.rundir import ensure_space, ensure_writable
+from vaegan.slurm import resolve_ckpt_path
+from vaegan.sweep import record_job
 
 log = logging.getLogger("vaegan")
 
 
 def build_module(cfg: DictConfig) -> VAEGAN:
     """The LightningModule from the `model`, `loss`, `schedule` and `optim` sections."""
-    schedule = OmegaConf.to_container(cfg.schedule, resolve=True)
-    gan = GanSchedule(
-        gan_start=int(schedule.pop("gan_start")),
-        ramp_steps=int(schedule.pop("gan_ramp_steps", 0)),
-        enabled=bool(cfg.loss.get("gan", True)),
-    )
+    beta_schedule, gan = schedules(cfg)
     objective = instantiate(cfg.loss.objective, _convert_="all")
     val_perceptual = None
     if objective.perceptual is None:
@@ -42,20 +45,25 @@ def build_module(cfg: DictConfig) -> VAEGAN:
         autoencoder=instantiate(cfg.model, _convert_="all"),
         discriminator=instantiate(cfg.loss.discriminator, _convert_="all"),
         objective=objective,
-        beta_schedule=BetaSchedule(**schedule),
+        beta_schedule=beta_schedule,
         gan_schedule=gan,
         optim=OptimConfig(**OmegaConf.to_container(cfg.optim, resolve=True)),
         max_gen_steps=int(cfg.steps),
         val_perceptual=val_perceptual,
+        faults=faults_config(cfg),
     )
 
 
 def build_loggers(cfg: DictConfig, run_dir: Path) -> list[Logger]:
     """CSV always (every run dir has csv/metrics.csv), plus the `logger` group's entries."""
-    loggers: list[Logger] = [CSVLogger(save_dir=str(run_dir), name="csv", version="")]
+    # appends on resume in the same run dir (a requeued job), where CSVLogger would start over
+    loggers: list[Logger] = [ResumableCSVLogger(save_dir=str(run_dir), name="csv", version="")]
     for conf in (cfg.get("logger") or {}).values():
         if conf is not None and "_target_" in conf:
-            loggers.append(instantiate(conf, _convert_="all"))
+            logger = instantiate(conf, _convert_="all")
+            if logger is not None:  # None: a factory that gave up (wandb unreachable)
+                loggers.append(logger)
+    log_run_config(loggers, redact_config(cfg))
     return loggers
 
 
@@ -68,11 +76,14 @@ def build_callbacks(cfg: DictConfig) -> list[L.Callback]:
 
 
 def build_trainer(cfg: DictConfig, run_dir: Path) -> L.Trainer:
+    plugins = instantiate(cfg.trainer.get("plugins") or [], _convert_="all")
     return instantiate(
         cfg.trainer,
         default_root_dir=str(run_dir),
         logger=build_loggers(cfg, run_dir),
         callbacks=build_callbacks(cfg),
+        # checkpoints written atomically (temp file, fsync, rename) and loaded weights_only
+        plugins=[*(p for p in plugins if p is not None), AtomicCheckpointIO()],
         _convert_="all",
     )
 
@@ -89,7 +100,7 @@ def write_run_info(cfg: DictConfig, run_dir: Path) -> None:
         "schedule": str(cfg.schedule.kind),
         "steps": int(cfg.steps),
         "rec_reduction": str(cfg.loss.objective.rec_reduction),
-        "overrides": overrides,
+        "overrides": redact_overrides(overrides),
     }
     (run_dir / "run_info.json").write_text(json.dumps(info, indent=2))
 
@@ -98,15 +109,23 @@ def run(cfg: DictConfig, run_dir: Path | None = None) -> dict[str, Any]:
     """Train one run; returns the final callback metrics (floats) and the run dir."""
     validate(cfg)
     run_dir = Path(run_dir or cfg.paths.output_dir)
-    run_dir.mkdir(parents=True, exist_ok=True)
+    ensure_writable(run_dir)
     L.seed_everything(int(cfg.seed), workers=True, verbose=False)
-    datamodule = instantiate(cfg.data, _convert_="all")
-    module = build_module(cfg)
+    with config_errors():  # a constructor's ValueError -> one-line ConfigError
+        datamodule = instantiate(cfg.data, _convert_="all")
+        module = build_module(cfg)
+    ensure_space(run_dir, module)
+    ckpt_path = resolve_ckpt_path(cfg.get("ckpt_path"), run_dir)  # `last`: resume if there
+    if ckpt_path:
+        check_resumable(ckpt_path, module)
     trainer = build_trainer(cfg, run_dir)
     write_run_info(cfg, run_dir)
-    trainer.fit(module, datamodule=datamodule, ckpt_path=cfg.get("ckpt_path"))
+    trainer.fit(module, datamodule=datamodule, ckpt_path=ckpt_path, weights_only=True)
     metrics = {k: float(v) for k, v in trainer.callback_metrics.items() if v.numel() == 1}
-    return {"run_dir": str(run_dir), "metrics": metrics, "gen_step": module.gen_step}
+    return {
+        "run_dir": str(run_dir), "metrics": metrics, "gen_step": module.gen_step,
+        "skipped_images": skipped_images(datamodule),
+    }
 
 
 def diagnose_run(run_dir: Path) -> None:
@@ -125,8 +144,14 @@ CONFIG_DIR = str(Path(__file__).resolve().parent.parent / "conf")
 
 
 @hydra.main(version_base="1.3", config_path=CONFIG_DIR, config_name="train")
+@one_line_errors  # single run: `error: <message>`, exit 2 (bad input) or 3 (diverged)
+@record_job  # run_info.json status; in a multirun a failing job is recorded, not fatal
 def main(cfg: DictConfig) -> float | None:
-    result = run(cfg)
+    redact_argv()  # wandb records the command line; overrides may carry tokens
+    try:
+        result = run(cfg)
+    finally:  # one wandb run per Hydra job, also when the job fails
+        finish_wandb()
     run_dir = Path(result["run_dir"])
     print(f"run dir: {run_dir}")
     print(f"  metrics:    {run_dir / 'csv' / 'metrics.csv'}")

@@ -32,7 +32,8 @@ class GenStepCheckpoint(ModelCheckpoint):
         self.every_n_gen_steps = every_n_gen_steps
         self._saved_at_gen_step = -1
 
-    def _save_last_now(self, trainer: L.Trainer, gen_step: int) -> None:
+    def save_last_now(self, trainer: L.Trainer, gen_step: int) -> None:
+        """Write last.ckpt now (once per generator step; also RequeueOnSignal's save)."""
         if trainer.sanity_checking or bool(trainer.fast_dev_run):
             return
         if gen_step == self._saved_at_gen_step:
@@ -44,7 +45,7 @@ class GenStepCheckpoint(ModelCheckpoint):
         self, trainer: L.Trainer, pl_module: Any, outputs: Any, batch: Any, batch_idx: int
     ) -> None:
         if pl_module.gen_step % self.every_n_gen_steps == 0:
-            self._save_last_now(trainer, pl_module.gen_step)
+            self.save_last_now(trainer, pl_module.gen_step)
 
     def on_train_epoch_end(self, trainer: L.Trainer, pl_module: Any) -> None:
         """Nothing: epochs of the embedded data are short and carry no meaning here."""
@@ -53,4 +54,4 @@ class GenStepCheckpoint(ModelCheckpoint):
         """Nothing: saves follow the generator-step clock only."""
 
     def on_train_end(self, trainer: L.Trainer, pl_module: Any) -> None:
-        self._save_last_now(trainer, pl_module.gen_step)
+        self.save_last_now(trainer, pl_module.gen_step)

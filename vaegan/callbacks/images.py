@@ -15,7 +15,9 @@ from lightning.pytorch.utilities import rank_zero_only
 from torch import Tensor
 from torchvision.utils import make_grid, save_image
 
-from vaegan.module import batch_images
+from vaegan.callbacks.emit import fixed_val_images, log_image
+
+CAPTION = "rows: inputs, reconstructions (posterior mean), decoded prior samples z ~ N(0, I)"
 
 
 class ImageGrids(L.Callback):
@@ -33,13 +35,7 @@ class ImageGrids(L.Callback):
     def _inputs(self, trainer: L.Trainer) -> Tensor:
         """A fixed validation batch, so grids over time show the same images."""
         if self._fixed is None:
-            loader = trainer.datamodule.val_dataloader()
-            images = []
-            for batch in loader:
-                images.append(batch_images(batch))
-                if sum(len(b) for b in images) >= self.num_images:
-                    break
-            self._fixed = torch.cat(images)[: self.num_images]
+            self._fixed = fixed_val_images(trainer, self.num_images)
         return self._fixed
 
     @torch.no_grad()
@@ -60,13 +56,7 @@ class ImageGrids(L.Callback):
         out = Path(trainer.default_root_dir) / "images"
         out.mkdir(parents=True, exist_ok=True)
         save_image(grid, out / f"{tag}_step{pl_module.gen_step:07d}.png")
-        for logger in trainer.loggers:
-            log_image = getattr(logger, "log_image", None)
-            experiment = getattr(logger, "experiment", None)
-            if log_image is not None:  # WandbLogger
-                log_image(key="images/inputs_recs_prior", images=[grid])
-            elif hasattr(experiment, "add_image"):  # TensorBoard
-                experiment.add_image("images/inputs_recs_prior", grid, pl_module.gen_step)
+        log_image(trainer, "images/inputs_recs_prior", grid, pl_module.gen_step, CAPTION)
 
     def on_train_batch_end(
         self, trainer: L.Trainer, pl_module: Any, outputs: Any, batch: Any, batch_idx: int

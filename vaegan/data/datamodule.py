@@ -17,6 +17,7 @@ from torch.utils.data import DataLoader, Dataset
 from vaegan.data.errors import DataError
 from vaegan.data.folder import folder_splits
 from vaegan.data.patches import patch_splits
+from vaegan.data.resumable import ResumableLoader, training_seed
 from vaegan.data.torchvision_sets import celeba_splits, cifar10_splits
 
 # name -> fn(image_size, augment, **settings) -> (train, val)
@@ -50,8 +51,8 @@ class ImageDataModule(L.LightningDataModule):
 
     `settings` go to the data set's builder (see BUILDERS), e.g. `root`, `stride`,
     `val_sources`. Training batches are shuffled and drop the last partial batch (so
-    every generator step sees batch_size images); under DDP Lightning swaps in a
-    DistributedSampler itself.
+    every generator step sees batch_size images); under DDP each rank serves its share of
+    the same seeded permutation (``EpochSampler``, a DistributedSampler).
     """
 
     def __init__(
@@ -99,15 +100,18 @@ class ImageDataModule(L.LightningDataModule):
         self.train_set, self.val_set = train, val
 
     def _loader(self, dataset: Dataset, train: bool) -> DataLoader:
-        return DataLoader(
-            dataset,
+        """Training: seeded by (seed, epoch) and resumable mid-epoch (see data/resumable.py).
+        Validation: in order, with its own generator so that iterating it leaves the global
+        RNG (posterior noise) untouched."""
+        common = dict(
             batch_size=self.batch_size,
-            shuffle=train,
-            drop_last=train,
             num_workers=self.num_workers,
             pin_memory=self.pin_memory,
             persistent_workers=self.persistent_workers,
         )
+        if train:
+            return ResumableLoader(dataset, seed=training_seed(), **common)
+        return DataLoader(dataset, generator=torch.Generator().manual_seed(0), **common)
 
     def train_dataloader(self) -> DataLoader:
         self.setup("fit")

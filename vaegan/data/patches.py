@@ -74,9 +74,18 @@ def grid_positions(image: Tensor, size: int, stride: int, min_std: float) -> Ten
     return torch.stack([ys * stride, xs * stride], dim=1)
 
 
-def jittered(position: int, jitter: int, limit: int) -> int:
+def jittered(
+    position: int, jitter: int, limit: int, generator: torch.Generator | None = None
+) -> int:
     """A random position within +-jitter of `position`, kept inside [0, limit]."""
-    return int(torch.randint(max(0, position - jitter), min(limit, position + jitter) + 1, ()))
+    low, high = max(0, position - jitter), min(limit, position + jitter) + 1
+    return int(torch.randint(low, high, (), generator=generator))
+
+
+def sample_generator(seed: int, epoch: int, index: int) -> torch.Generator:
+    """The augmentation randomness of one sample in one epoch (a resume replays it)."""
+    mixed = (seed * 0x9E3779B97F4A7C15 + epoch * 0xBF58476D1CE4E5B9 + index) % (1 << 63)
+    return torch.Generator().manual_seed(mixed)
 
 
 class PatchDataset(Dataset):
@@ -84,7 +93,9 @@ class PatchDataset(Dataset):
 
     Only the sources and an index tensor live in memory, so any image size costs the same.
     With `augment`, each patch moves by up to half a stride and flips horizontally at
-    random, so an epoch shows new crops while staying inside the same source images.
+    random, so an epoch shows new crops while staying inside the same source images. The
+    randomness is drawn from (seed, epoch, index), set by the training loader through
+    `set_epoch`, never from the global RNG: a resumed run sees the same crops.
     """
 
     def __init__(
@@ -101,6 +112,11 @@ class PatchDataset(Dataset):
         self.size = size
         self.jitter = jitter
         self.flip = flip
+        self.seed, self.epoch = 0, 0
+
+    def set_epoch(self, epoch: int, seed: int = 0) -> None:
+        """Which epoch's augmentation to draw (called by ``ResumableLoader``)."""
+        self.seed, self.epoch = seed, epoch
 
     def __len__(self) -> int:
         return len(self.index)
@@ -112,11 +128,12 @@ class PatchDataset(Dataset):
     def __getitem__(self, i: int) -> Tensor:
         src, top, left = (int(v) for v in self.index[i])
         image = self.sources[src]
+        gen = sample_generator(self.seed, self.epoch, i) if self.jitter or self.flip else None
         if self.jitter:
-            top = jittered(top, self.jitter, image.shape[1] - self.size)
-            left = jittered(left, self.jitter, image.shape[2] - self.size)
+            top = jittered(top, self.jitter, image.shape[1] - self.size, gen)
+            left = jittered(left, self.jitter, image.shape[2] - self.size, gen)
         patch = image[:, top : top + self.size, left : left + self.size]
-        if self.flip and torch.rand(()) < 0.5:
+        if self.flip and torch.rand((), generator=gen) < 0.5:
             patch = patch.flip(-1)
         return patch.float().div(127.5).sub(1.0)
 

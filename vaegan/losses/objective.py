@@ -34,6 +34,7 @@ from vaegan.losses.reconstruction import (
     reduce_per_sample,
 )
 from vaegan.models.distributions import DiagonalGaussian
+from vaegan.precision import autocast_off, fp32_posterior
 
 
 @dataclass
@@ -119,9 +120,11 @@ class VAEGANObjective(nn.Module):
         logs["nll"] = nll
         logs["logvar"] = self.logvar
 
-        kl = posterior.kl().mean()
-        mu_part, var_part = posterior.kl_parts()
-        kl_obj = self._kl_objective(posterior, kl, beta, capacity)
+        with autocast_off(x):  # KL in fp32 under mixed precision (see vaegan.precision)
+            posterior = fp32_posterior(posterior)
+            kl = posterior.kl().mean()
+            mu_part, var_part = posterior.kl_parts()
+            kl_obj = self._kl_objective(posterior, kl, beta, capacity)
         parts["kl"] = kl_obj
         logs.update(kl=kl, kl_mu=mu_part.mean(), kl_var=var_part.mean(), kl_weighted=kl_obj)
         logs["beta"] = torch.tensor(float(beta))
@@ -130,7 +133,7 @@ class VAEGANObjective(nn.Module):
 
         loss = nll + kl_obj
         if logits_fake is not None:
-            g_adv = generator_adv_loss(logits_fake, self.adv_loss)
+            g_adv = generator_adv_loss(logits_fake.float(), self.adv_loss)
             weight = self._adv_weight(nll, g_adv, last_layer, logs) * adv_factor
             parts["adv"] = weight * g_adv
             loss = loss + parts["adv"]
@@ -162,7 +165,8 @@ class VAEGANObjective(nn.Module):
         """disc_weight × (adaptive ratio, when on and a last layer with a graph is given)."""
         if not self.use_adaptive_weight or last_layer is None or not torch.is_grad_enabled():
             return torch.tensor(self.disc_weight, device=g_adv.device)
-        ratio, clamped = adaptive_weight(nll, g_adv, last_layer, self.adaptive_max)
+        with autocast_off(g_adv):  # the norm ratio in fp32 under mixed precision
+            ratio, clamped = adaptive_weight(nll, g_adv, last_layer, self.adaptive_max)
         logs.update(adaptive_weight=ratio, adaptive_clamped=clamped)
         return ratio * self.disc_weight
 

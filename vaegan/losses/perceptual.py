@@ -44,8 +44,9 @@ def _load_backbone(model: nn.Module, net: str, path: Path) -> None:
     if not path.is_file():
         raise PretrainedWeightsMissing(
             f"LPIPS {net} backbone weights not found at {path}. Download {BACKBONE_URLS[net]} "
-            f"on a networked machine and place it there (or set loss.perceptual.weights_path), "
-            f"or train without them: loss.perceptual.pretrained=false (random backbone, "
+            f"on a networked machine and place it there (or set "
+            f"loss.objective.perceptual.weights_path), or train without them: "
+            f"loss.objective.perceptual.pretrained=false (random backbone, "
             f"for tests only) or loss.objective.perceptual_weight=0."
         )
     try:
@@ -77,7 +78,8 @@ class Perceptual(nn.Module):
 
         if net not in BACKBONE_FILES:
             raise ValueError(
-                f"loss.perceptual.net={net!r} is unknown; allowed: {tuple(BACKBONE_FILES)}"
+                f"loss.objective.perceptual.net={net!r} is unknown; "
+                f"allowed: {tuple(BACKBONE_FILES)}"
             )
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")

@@ -1,0 +1,42 @@
+"""Test-only Lightning callbacks, added to a run with ``+callbacks.<name>._target_=...``.
+
+They live in the ``tests`` package so that DDP child processes (``python -m vaegan.train``,
+started with the repository on ``PYTHONPATH``) can import them too.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import signal
+from pathlib import Path
+from typing import Any
+
+import lightning as L
+
+
+class SignalAt(L.Callback):
+    """Sends ``signal`` to this process after generator step ``gen_step`` (a pre-emption)."""
+
+    def __init__(self, gen_step: int, name: str = "SIGUSR1") -> None:
+        self.gen_step = gen_step
+        self.signal = signal.Signals[name]
+
+    def on_train_batch_end(self, trainer: L.Trainer, pl_module: Any, *args: Any) -> None:
+        if pl_module.gen_step == self.gen_step:
+            os.kill(os.getpid(), self.signal)
+
+
+class WeightDigest(L.Callback):
+    """At train end each rank writes to RUN_DIR/weights_rank<r>: the generator step, the
+    SHA-256 of its parameters, and its training sampler's ``rank/num_replicas``."""
+
+    def on_train_end(self, trainer: L.Trainer, pl_module: Any) -> None:
+        digest = hashlib.sha256()
+        for name, param in sorted(pl_module.named_parameters()):
+            digest.update(name.encode())
+            digest.update(param.detach().cpu().contiguous().numpy().tobytes())
+        sampler = trainer.train_dataloader.sampler
+        shard = f"{getattr(sampler, 'rank', '?')}/{getattr(sampler, 'num_replicas', '?')}"
+        path = Path(trainer.default_root_dir) / f"weights_rank{trainer.global_rank}"
+        path.write_text(f"{pl_module.gen_step} {digest.hexdigest()} {shard}\n")

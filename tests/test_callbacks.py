@@ -1,0 +1,174 @@
+"""Diagnostics callbacks: what they log, when, that the numbers are right, and that they leave
+training bit-for-bit unchanged."""
+
+from __future__ import annotations
+
+import warnings
+from pathlib import Path
+from types import SimpleNamespace
+
+import pytest
+import torch
+
+from tests.conftest import compose_config, train_tiny
+from tests.test_train import column, read_metrics
+from vaegan.callbacks.discriminator import DiscriminatorStats
+from vaegan.callbacks.gradients import GradientAttribution, term_gradient_norms
+from vaegan.callbacks.latent import LatentStats, posterior_stats, unit_activity
+from vaegan.logging import once
+from vaegan.models.autoencoder import AutoencoderKL
+from vaegan.models.distributions import DiagonalGaussian
+from vaegan.train import build_callbacks
+
+LATENT = ["latent/mu_mean", "latent/mu_std", "latent/logvar_mean", "latent/logvar_min",
+          "latent/logvar_max", "latent/var_mean", "latent/clamp_frac", "latent/total_dims"]
+TERMS = ["rec", "perceptual", "kl", "adv"]
+GRAD = ["encoder", "decoder", "mu", "logvar", "encoder_share", "share"]
+
+
+# recon ``sum`` and a tiny adaptive clamp, so the clamp counter has something to count
+TRAINING = ("loss.objective.rec_reduction=sum", "loss.objective.adaptive_max=1e-3")
+
+
+@pytest.fixture(scope="module")
+def diag_run(tmp_path_factory) -> tuple[Path, list[dict[str, str]], list[str]]:
+    """One tiny run with every diagnostic on (debug=tiny intervals), GAN from step 6."""
+    run_dir = tmp_path_factory.mktemp("diag")
+    once._warned.discard("adaptive-clamp")
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        train_tiny(run_dir, "logger=tensorboard", *TRAINING)
+    return run_dir, read_metrics(run_dir), [str(w.message) for w in caught]
+
+
+def test_latent_stats_at_their_interval_and_kl_per_channel_adds_up(diag_run):
+    _, rows, _ = diag_run
+    for name in LATENT + [f"latent/kl_dim/{c}" for c in range(4)]:
+        assert sorted(column(rows, name)) == [0, 2, 4, 6, 8, 10], name
+    assert set(column(rows, "latent/total_dims").values()) == {4 * 16 * 16}
+    kl = column(rows, "train/kl")
+    for step in (0, 4, 10):  # the same posterior: Σ_c KL_c equals the logged train/kl
+        per_channel = sum(column(rows, f"latent/kl_dim/{c}")[step] for c in range(4))
+        assert per_channel == pytest.approx(kl[step], rel=1e-4)
+    units = column(rows, "latent/active_units")
+    assert sorted(units) == [0, 6, 12] and all(0 <= u <= 1024 for u in units.values())
+    assert sorted(column(rows, "latent/collapsed_dims")) == [0, 6, 12]
+
+
+def test_gradient_norms_per_term_and_adversarial_only_after_gan_start(diag_run):
+    _, rows, _ = diag_run
+    for term in ("rec", "perceptual", "kl"):
+        for what in GRAD:
+            assert sorted(column(rows, f"grad/{term}/{what}")) == [0, 3, 6, 9], (term, what)
+    assert sorted(column(rows, "grad/adv/encoder")) == [6, 9]
+    assert all(v == 0 for v in column(rows, "grad/kl/decoder").values())  # KL skips the decoder
+    for step in (6, 9):
+        shares = [column(rows, f"grad/{t}/share")[step] for t in TERMS]
+        assert sum(shares) == pytest.approx(1.0, abs=1e-5)
+
+
+def test_discriminator_counts_clamp_hits_and_splits_accuracy(diag_run):
+    _, rows, messages = diag_run
+    # the clamp is hit on every GAN step (6, 7, ...); logged every 2 steps, counting this one
+    assert column(rows, "train/adaptive_clamp_hits") == {6: 1.0, 8: 3.0, 10: 5.0}
+    d_acc = column(rows, "train/d_acc")
+    real, fake = column(rows, "train/d_acc_real"), column(rows, "train/d_acc_fake")
+    for step in (6, 8, 10):  # the same logits D's own step saw: their mean is train/d_acc
+        assert (real[step] + fake[step]) / 2 == pytest.approx(d_acc[step], abs=1e-6)
+    clamp = [m for m in messages if "adaptive_max" in m]
+    assert len(clamp) == 1 and "rec_reduction=sum" in clamp[0]
+
+
+def test_histograms_and_images_reach_tensorboard(diag_run):
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    run_dir, _, _ = diag_run
+    events = EventAccumulator(str(run_dir / "tensorboard"), size_guidance={"histograms": 0})
+    events.Reload()
+    tags = events.Tags()
+    assert {"latent/mu", "latent/logvar"} <= set(tags["histograms"])
+    assert [e.step for e in events.Histograms("latent/mu")] == [0, 6]
+    assert "images/inputs_recs_prior" in tags["images"]
+
+
+def test_diagnostics_leave_training_unchanged(diag_run, tmp_path):
+    """Weights and buffers after 12 steps (6 with the GAN) are identical with every diagnostic
+    firing several times and with none at all."""
+    on, _, _ = diag_run
+    off = tmp_path / "off"
+    train_tiny(off, "callbacks=none", *TRAINING)
+    assert not any(k.startswith(("grad/", "latent/")) for k in read_metrics(off)[0])
+    weights = [torch.load(d / "checkpoints" / "last.ckpt", weights_only=False)["state_dict"]
+               for d in (on, off)]
+    assert weights[0].keys() == weights[1].keys()
+    different = [k for k in weights[0] if not torch.equal(weights[0][k], weights[1][k])]
+    assert not different, different[:5]
+
+
+def test_each_callback_can_be_switched_off(tmp_path):
+    def kinds(*overrides: str) -> set[type]:
+        return {type(c) for c in build_callbacks(compose_config(tmp_path, *overrides))}
+
+    assert {LatentStats, GradientAttribution, DiscriminatorStats} <= kinds()
+    off = kinds("~callbacks.gradients", "callbacks.latent=null")
+    assert GradientAttribution not in off and LatentStats not in off
+    assert DiscriminatorStats in off
+    assert not {LatentStats, GradientAttribution, DiscriminatorStats} & kinds("callbacks=none")
+
+
+def test_posterior_stats_clamp_fraction_only_for_the_clamp_parameterisation():
+    logvar = torch.tensor([-10.0, -10.0, 0.0, 10.0]).reshape(1, 4, 1, 1)
+    posterior = DiagonalGaussian(torch.zeros_like(logvar), logvar)
+    bounds = {"logvar_min": -10.0, "logvar_max": 10.0}
+    clamp = posterior_stats(posterior, {"parameterization": "clamp", **bounds})
+    assert float(clamp["latent/clamp_frac"]) == pytest.approx(0.75)
+    assert float(clamp["latent/logvar_min"]) == -10.0 and float(clamp["latent/logvar_max"]) == 10
+    soft = posterior_stats(posterior, {"parameterization": "softplus", **bounds})
+    assert float(soft["latent/clamp_frac"]) == 0.0
+    kl_dims = [float(clamp[f"latent/kl_dim/{c}"]) for c in range(4)]
+    assert sum(kl_dims) == pytest.approx(float(posterior.kl()[0]))
+
+
+def test_active_units_and_collapsed_dims_known_answer():
+    """Channel 0 carries the input (active, not collapsed), channel 1 is the prior (collapsed)."""
+
+    class Stub(torch.nn.Module):
+        def encode(self, x: torch.Tensor) -> DiagonalGaussian:
+            mean = torch.cat([x[:, :1], torch.zeros_like(x[:, :1])], dim=1)
+            return DiagonalGaussian(mean, torch.zeros_like(mean))
+
+    images = torch.randn(64, 3, 2, 2, generator=torch.Generator().manual_seed(0))
+    out = unit_activity(Stub(), images, batch_size=16, threshold=0.01)
+    assert float(out["latent/active_units"]) == 4
+    assert float(out["latent/collapsed_dims"]) == 4
+
+
+def test_term_gradient_norms_match_a_plain_backward():
+    torch.manual_seed(0)
+    ae = AutoencoderKL(ch=8, ch_mult=(1, 2), resolution=8)
+    x = torch.randn(2, 3, 8, 8)
+    xrec, posterior = ae(x)
+    parts = {"rec": (x - xrec).abs().mean(), "kl": 1e-2 * posterior.kl().mean()}
+    norms = term_gradient_norms(ae, posterior, parts)
+    for term, part in parts.items():
+        ae.zero_grad()
+        part.backward(retain_graph=True)
+        enc = torch.stack([p.grad.norm() for p in ae.encoder_parameters()]).norm()
+        assert float(norms[f"grad/{term}/encoder"]) == pytest.approx(float(enc), rel=1e-5)
+    assert float(norms["grad/kl/decoder"]) == 0.0
+    assert float(norms["grad/kl/encoder_share"]) == pytest.approx(1.0)
+    assert float(norms["grad/rec/share"] + norms["grad/kl/share"]) == pytest.approx(1.0)
+
+
+def test_hooks_do_nothing_between_intervals():
+    """Off-interval steps touch neither the posterior nor the loss terms (no work, no sync)."""
+    module = SimpleNamespace(gen_step=7)
+    LatentStats(every_n_steps=10, histograms_every=10).on_generator_output(
+        None, module, None, None, None, None)
+    GradientAttribution(every_n_steps=10).on_generator_output(
+        None, module, None, None, None, None)
+    stats = DiscriminatorStats(every_n_steps=10)
+    stats.on_generator_output(None, module, None, None, None,
+                              SimpleNamespace(logs={"adaptive_clamped": torch.tensor(1.0)},
+                                              parts={"adv": None}))
+    assert float(stats.clamp_hits) == 1.0  # counted on the device, logged later

@@ -1,0 +1,101 @@
+"""DDP with 2 CPU processes (``trainer=ddp_sim``, gloo) through the real console script.
+
+Lightning's ``ddp`` re-launches the script for rank 1, so these run ``vaegan-train`` in a
+subprocess (cwd = tmp_path: a stray ``outputs/`` or ``multirun/`` dir would show up there).
+``tests.probes.WeightDigest`` makes each rank write the hash of its parameters at train end.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+from hydra.core.override_parser.overrides_parser import OverridesParser
+
+from tests.conftest import compose_config
+from tests.test_train import column, read_metrics
+from vaegan.ddp import child_command
+
+REPO = Path(__file__).resolve().parent.parent
+EXE = Path(sys.executable).parent / "vaegan-train"
+DDP = (
+    "debug=tiny",
+    "trainer=ddp_sim",
+    "gan_start=2",  # the discriminator trains from step 2: both players' unused parameters
+    "loss.objective.perceptual_weight=0",  # speed; LPIPS has no trainable parameters
+    "+callbacks.digest._target_=tests.probes.WeightDigest",
+)
+
+
+def vaegan_train(cwd: Path, *args: str) -> subprocess.CompletedProcess:
+    env = {**os.environ, "PYTHONPATH": str(REPO)}  # rank 1 imports tests.probes too
+    proc = subprocess.run(
+        [str(EXE), *args], cwd=cwd, env=env, capture_output=True, text=True, timeout=240
+    )
+    assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-4000:]
+    return proc
+
+
+def assert_one_ddp_run(run_dir: Path, steps: int) -> None:
+    """Both ranks trained in this dir to the same weights; one set of logs."""
+    ranks = {p.name: p.read_text().split() for p in sorted(run_dir.glob("weights_rank*"))}
+    assert sorted(ranks) == ["weights_rank0", "weights_rank1"], ranks
+    (step0, weights0, shard0), (step1, weights1, shard1) = ranks.values()
+    assert step0 == step1 == str(steps) and weights0 == weights1, ranks  # bit-identical
+    assert (shard0, shard1) == ("0/2", "1/2"), ranks  # each rank its half of the data
+    assert (run_dir / "train_ddp_process_1.log").is_file()  # rank 1 ran *here*
+    assert [p.relative_to(run_dir) for p in run_dir.rglob("metrics.csv")] == [
+        Path("csv/metrics.csv")
+    ]
+    assert [p.name for p in run_dir.rglob(".hydra")] == [".hydra"]
+    rows = read_metrics(run_dir)
+    train_steps = [int(float(r["gen_step"])) for r in rows if r.get("train/loss")]
+    assert sorted(train_steps) == list(range(steps)), train_steps  # rank 0's rows only
+    assert max(column(rows, "train/d_loss")) >= 2  # the GAN was on
+
+
+def test_ddp_run_keeps_ranks_identical_and_writes_one_run_dir(tmp_path):
+    run_dir = tmp_path / "run"
+    proc = vaegan_train(tmp_path, *DDP, "steps=5", f"hydra.run.dir={run_dir}")
+    assert proc.stdout.count(f"run dir: {run_dir}") >= 1
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["run"]
+    assert_one_ddp_run(run_dir, steps=5)
+
+
+def test_ddp_multirun_gives_each_job_one_run_dir(tmp_path):
+    sweep = tmp_path / "sweep"
+    proc = vaegan_train(
+        tmp_path, "-m", *DDP, "beta=1e-4,1e-2", "steps=3", f"hydra.sweep.dir={sweep}"
+    )
+    # rank 1 re-runs its job, not the sweep (Lightning's own re-launch repeats `-m ...`)
+    launches = (proc.stdout + proc.stderr).count("Launching 2 jobs")
+    assert launches == 1, f"the sweep was launched {launches} times"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["sweep"]
+    jobs = sorted(p.name for p in sweep.iterdir() if p.is_dir())
+    assert jobs == ["0", "1"], jobs
+    for job in jobs:
+        assert_one_ddp_run(sweep / job, steps=3)
+    summary = (sweep / "summary.md").read_text()
+    assert summary.count("completed") == 2 and "0 failed" in summary, summary
+    assert "sweep summary:" in proc.stdout
+
+
+def test_child_command_reruns_this_job_as_a_single_run(tmp_path):
+    """What rank 1 gets: this job's overrides, its run dir, none of the sweep's settings."""
+    compose_config(
+        tmp_path, "beta=0.01", "trainer=ddp_sim", "hydra/launcher=local", "hydra.job.chdir=false",
+        "hydra.sweep.dir=/elsewhere", "hydra.mode=MULTIRUN",
+    )
+    run_dir = str(tmp_path / 'job "0", with spaces')
+    argv, cwd = child_command(run_dir, local_rank=1)
+    assert argv[:3] == [sys.executable, "-m", "vaegan.train"] and cwd == os.getcwd()
+    parsed = OverridesParser.create().parse_overrides([a for a in argv[3:] if a[0] != "-"])
+    values = {o.key_or_group: o.value() for o in parsed}
+    assert not any(k.startswith(("hydra/launcher", "hydra.sweep", "hydra.mode")) for k in values)
+    assert values["beta"] == 0.01 and values["trainer"] == "ddp_sim"
+    assert values["hydra.job.chdir"] is False and values["debug"] == "tiny"
+    assert values["hydra.run.dir"] == run_dir  # quoted so that Hydra reads it back verbatim
+    assert values["hydra.output_subdir"] is None  # the parent alone writes .hydra/
+    assert values["hydra.job.name"] == "train_ddp_process_1"

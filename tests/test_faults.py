@@ -1,0 +1,324 @@
+"""Faults and bad input: what a run survives, what stops it, and the one line it prints.
+
+Each test is a row of the README's "What happens when" table. Real Trainer runs via
+``train_tiny`` (in-process) or the ``vaegan-train`` entry point.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import os
+import random
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import torch
+from hydra.core.global_hydra import GlobalHydra
+
+from tests.conftest import compose_config, train_tiny
+from tests.test_train import column, read_metrics
+from vaegan import rundir
+from vaegan.checkpoint_io import CheckpointError, check_resumable
+from vaegan.config import ConfigError, validate
+from vaegan.losses.objective import VAEGANObjective
+from vaegan.models.distributions import DiagonalGaussian
+from vaegan.rundir import RunDirError
+from vaegan.train import build_module, main
+
+FAST = ("callbacks=none", "gan_start=1")  # no diagnostics callbacks: seconds per run
+STATS = "vaegan.callbacks.discriminator.DiscriminatorStats"  # counts adaptive clamp hits
+
+
+def run_main(monkeypatch, capsys, *argv: str) -> tuple[int, str]:
+    """``vaegan-train ARGV`` in-process (Hydra's own logging off); (exit code, stderr)."""
+    GlobalHydra.instance().clear()
+    argv = (*argv, "hydra/job_logging=disabled", "hydra/hydra_logging=disabled")
+    monkeypatch.setattr(sys, "argv", ["vaegan-train", *argv])
+    with pytest.raises(SystemExit) as stop:
+        main()
+    return stop.value.code, capsys.readouterr().err
+
+
+def finite_weights(ckpt_path: Path) -> bool:
+    state = torch.load(ckpt_path, map_location="cpu", weights_only=True)["state_dict"]
+    return all(torch.isfinite(t).all() for t in state.values() if t.is_floating_point())
+
+
+@pytest.fixture(scope="module")
+def tiny_ckpt(tmp_path_factory) -> Path:
+    """A real ``last.ckpt`` of a 3-step tiny run (model.ch=8)."""
+    run_dir = tmp_path_factory.mktemp("source")
+    train_tiny(run_dir, "steps=3", *FAST)
+    return run_dir / "checkpoints" / "last.ckpt"
+
+
+# ----------------------------------------------------------------------------- non-finite
+
+
+@pytest.mark.parametrize("term, player", [("g_adv", "generator"), ("d_loss", "discriminator"),
+                                          ("grad", "generator")])
+def test_nonfinite_term_skips_the_step_and_training_goes_on(tmp_path, caplog, term, player):
+    nan = f"faults.inject_nan={{term: {term}, at_step: 2, count: 2}}"
+    with caplog.at_level(logging.WARNING, logger="vaegan"):
+        result = train_tiny(tmp_path, "steps=5", *FAST, nan)
+    assert result["gen_step"] == 5
+    skipped = column(read_metrics(tmp_path), "train/nonfinite_steps")
+    assert skipped[1] == 0 and skipped[4] == 2, skipped  # counted, then no more
+    warnings = [r.getMessage() for r in caplog.records if "non-finite" in r.getMessage()]
+    assert len(warnings) == 2 and all(f"{player} step" in w and f"non-finite {term}" in w
+                                      for w in warnings), warnings
+    assert finite_weights(tmp_path / "checkpoints" / "last.ckpt")  # NaN never reached Adam
+    if term == "g_adv":  # the adaptive weight maps the NaN gradient norm ratio to 0
+        weights = column(read_metrics(tmp_path), "train/adaptive_weight")
+        assert weights[2] == 0.0 and all(math.isfinite(w) for w in weights.values()), weights
+
+
+def test_consecutive_nonfinite_steps_save_and_stop_with_the_fix(tmp_path, monkeypatch, capsys):
+    code, err = run_main(
+        monkeypatch, capsys, "debug=tiny", f"hydra.run.dir={tmp_path}", "steps=12", *FAST,
+        "faults.inject_nan={term: rec, at_step: 3, count: 100}",
+        "faults.max_consecutive_nonfinite=3",
+    )
+    assert code == 3
+    line = err.strip().splitlines()[-1]
+    assert line.startswith("error: non-finite rec in the generator step for 3 consecutive")
+    assert "last finite value" in line and "at gen_step 2" in line and "optim.lr" in line
+    assert "Traceback" not in err
+    ckpt = tmp_path / "checkpoints" / "last.ckpt"
+    assert str(ckpt) in line and finite_weights(ckpt)
+    cfg = compose_config(tmp_path, "steps=12", *FAST)
+    check_resumable(ckpt, build_module(cfg))  # the saved state resumes
+
+
+# ----------------------------------------------------------------------------- precision
+
+
+def test_bf16_mixed_trains_on_cpu_and_counts_adaptive_clamp_hits(tmp_path):
+    result = train_tiny(
+        tmp_path, "steps=4", *FAST, "trainer.precision=bf16-mixed",
+        "loss.objective.adaptive_max=1e-3", f"+callbacks.discriminator._target_={STATS}",
+    )
+    assert result["gen_step"] == 4
+    rows = read_metrics(tmp_path)
+    assert all(math.isfinite(v) for v in column(rows, "train/kl").values())
+    hits = column(rows, "train/adaptive_clamp_hits")  # running count, logged every 2 steps
+    assert hits and all(v == k for k, v in hits.items()), hits  # every GAN step 1..k hit it
+    assert column(rows, "train/adaptive_weight")[3] == pytest.approx(1e-3)
+    assert finite_weights(tmp_path / "checkpoints" / "last.ckpt")
+
+
+def test_kl_and_adaptive_weight_stay_fp32_under_bf16_autocast():
+    torch.manual_seed(0)
+    objective = VAEGANObjective(perceptual_weight=0.0, learn_logvar=False)
+    last = torch.randn(3, 3, requires_grad=True)
+    x = torch.randn(2, 3, 4, 4)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        xrec = torch.einsum("oc,bchw->bohw", last, x).bfloat16()
+        mean, logvar = torch.randn(2, 2, 64, 64).bfloat16().chunk(2, dim=1)
+        out = objective.generator_terms(
+            x, xrec, DiagonalGaussian(mean, logvar), beta=1.0, adv_factor=1.0,
+            logits_fake=xrec.mean(dim=1), last_layer=last,
+        )
+    exact = DiagonalGaussian(mean.float(), logvar.float()).kl().mean()
+    assert out.logs["kl"].dtype == torch.float32
+    assert out.logs["kl"].item() == pytest.approx(exact.item(), rel=1e-6)
+    assert out.logs["adaptive_weight"].dtype == torch.float32
+
+
+# ----------------------------------------------------------------------------- checkpoints
+
+CHILD = """
+import sys, torch
+from vaegan.checkpoint_io import AtomicCheckpointIO
+src, dst = sys.argv[1], sys.argv[2]
+ckpt = torch.load(src, map_location="cpu", weights_only=True)
+io = AtomicCheckpointIO()
+for i in range(10**6):
+    ckpt["pad"] = torch.full((12_000_000,), float(i))  # 48 MB: saving takes a while
+    print(i, flush=True)
+    io.save_checkpoint(ckpt, dst)
+"""
+
+
+def test_kill_during_save_leaves_a_loadable_last_ckpt_that_resumes(tmp_path, tiny_ckpt):
+    dst = tmp_path / "checkpoints" / "last.ckpt"
+    rng = random.Random()
+    caught_mid_save = 0
+    for _ in range(4):
+        child = subprocess.Popen([sys.executable, "-c", CHILD, str(tiny_ckpt), str(dst)],
+                                 stdout=subprocess.PIPE, text=True)
+        for _ in range(rng.randint(2, 4)):
+            child.stdout.readline()  # a save has just started
+        time.sleep(rng.uniform(0.0, 0.05))
+        child.send_signal(signal.SIGKILL)
+        child.wait()
+        child.stdout.close()
+        caught_mid_save += bool(list(dst.parent.glob(".last.ckpt.*.tmp")))
+        ckpt = torch.load(dst, map_location="cpu", weights_only=True)  # never half a file
+        assert ckpt["pad"][0] == ckpt["pad"][-1]
+        if caught_mid_save:
+            break
+    assert caught_mid_save, "no kill landed during a save; the test proved nothing"
+    resumed = tmp_path / "resumed"
+    result = train_tiny(resumed, "steps=5", *FAST, f"ckpt_path={dst}")
+    assert result["gen_step"] == 5
+    assert min(column(read_metrics(resumed), "train/rec")) == 3  # continued after step 3
+
+
+def _truncated(src: Path, dst: Path) -> None:
+    dst.write_bytes(src.read_bytes()[: src.stat().st_size // 2])
+
+
+def _weights_only(src: Path, dst: Path) -> None:
+    torch.save(torch.load(src, weights_only=True)["state_dict"], dst)
+
+
+@pytest.mark.parametrize(
+    "make, override, message",
+    [
+        (None, "", "does not exist"),
+        (_truncated, "", "not a readable checkpoint"),
+        (lambda src, dst: dst.write_text("not a checkpoint"), "", "not a readable checkpoint"),
+        (_weights_only, "", "not a Lightning training checkpoint"),
+        (lambda src, dst: dst.write_bytes(src.read_bytes()), "model.ch=16",
+         "does not match this config's model: .* differ in shape"),
+    ],
+    ids=["missing", "truncated", "text", "bare-state-dict", "other-model"],
+)
+def test_bad_ckpt_path_is_one_line_before_training(tmp_path, tiny_ckpt, make, override, message):
+    ckpt = tmp_path / "given.ckpt"
+    if make is not None:
+        make(tiny_ckpt, ckpt)
+    run_dir = tmp_path / "run"
+    with pytest.raises(CheckpointError, match=message) as err:
+        train_tiny(run_dir, *FAST, f"ckpt_path={ckpt}", *([override] if override else []))
+    assert "\n" not in str(err.value) and str(ckpt) in str(err.value)
+    assert not (run_dir / "csv").exists()  # refused before the trainer was built
+
+
+# ----------------------------------------------------------------------------- run dir
+
+
+def test_run_dir_that_cannot_be_created_exits_2_before_training(tmp_path, monkeypatch, capsys):
+    blocker = tmp_path / "a_file"
+    blocker.write_text("")
+    code, err = run_main(monkeypatch, capsys, "debug=tiny", f"hydra.run.dir={blocker}/run")
+    assert code == 2 and "Traceback" not in err
+    assert err.strip().splitlines()[-1] == (
+        f"error: cannot create the run dir {blocker}/run (Not a directory); "
+        "pick another dir with hydra.run.dir=... (or fix its permissions)"
+    )
+
+
+def test_full_disk_is_refused_before_training(tmp_path, monkeypatch):
+    monkeypatch.setattr(rundir, "free_bytes", lambda path: 10 << 20)  # 10 MiB left
+    with pytest.raises(RunDirError, match=r"has 10 MiB free; this model's checkpoints need"):
+        train_tiny(tmp_path, *FAST)
+    assert not (tmp_path / "csv").exists()
+
+
+# ----------------------------------------------------------------------------- config
+
+
+@pytest.mark.parametrize(
+    "overrides, key",
+    [
+        (["beta=abc"], "beta"),
+        (["beta=nan"], "beta"),
+        (["steps=1.5"], "steps"),
+        (["seed=x"], "seed"),
+        (["loss.objective.disc_weight=-0.5"], "loss.objective.disc_weight"),
+        (["optim.lr=fast"], "optim.lr"),
+        (["schedule.ramp_steps=0"], "schedule.ramp_steps"),
+        (["schedule=cyclical", "schedule.ratio=1.5"], "schedule.ratio"),
+        (["schedule=cyclical", "schedule.ratio=0"], "schedule.ratio"),
+        (["+schedule.ramp=3"], "schedule: got an unexpected keyword argument 'ramp'"),
+        (["model.embed_dim=0"], "model.embed_dim"),
+        (["trainer.devices=4096"], "trainer.devices=4096 but this machine has"),
+        (["faults.max_consecutive_nonfinite=0"], "faults.max_consecutive_nonfinite"),
+        (["faults.inject_nan={term: nope}"], "faults.inject_nan.term"),
+        (["faults.max_consecutive_nonfinite=many"], "faults.max_consecutive_nonfinite"),
+    ],
+)
+def test_bad_config_value_is_one_line_naming_the_key(tmp_path, overrides, key):
+    cfg = compose_config(tmp_path, *overrides)
+    with pytest.raises(ConfigError) as err:
+        validate(cfg)
+    assert key in str(err.value) and "\n" not in str(err.value)
+
+
+def test_gpu_trainer_without_gpus_is_refused(tmp_path):
+    if torch.cuda.is_available():
+        pytest.skip("this machine has a GPU")
+    with pytest.raises(ConfigError, match="trainer.devices=1 but this machine has 0 CUDA GPUs"):
+        validate(compose_config(tmp_path, "trainer=gpu"))
+
+
+def test_cli_bad_value_exits_2_with_one_line(tmp_path, monkeypatch, capsys):
+    code, err = run_main(monkeypatch, capsys, "debug=tiny", f"hydra.run.dir={tmp_path}",
+                         "beta=-1")
+    assert code == 2 and "Traceback" not in err
+    assert err.strip().splitlines()[-1] == "error: beta=-1 must be a finite number >= 0"
+
+
+def test_cli_unknown_group_option_lists_the_options(tmp_path, monkeypatch, capsys):
+    code, err = run_main(monkeypatch, capsys, "debug=tiny", f"hydra.run.dir={tmp_path}",
+                         "model=huge")
+    assert code == 1 and "Traceback" not in err
+    assert "Could not find 'model/huge'" in err and "Available options in 'model'" in err
+    assert "small" in err and "sd_kl_f8" in err
+
+
+def test_constructor_value_error_becomes_config_error(tmp_path):
+    with pytest.raises(ConfigError, match="logvar_min"):
+        train_tiny(tmp_path, *FAST, "model.posterior.logvar_min=30")
+
+
+# ----------------------------------------------------------------------------- input files
+
+
+def test_cli_missing_lpips_weights_exits_2_with_where_to_put_them(tmp_path):
+    exe = Path(sys.executable).parent / "vaegan-train"
+    env = {**os.environ, "TORCH_HOME": str(tmp_path / "empty_torch_home")}
+    proc = subprocess.run(
+        [str(exe), "debug=tiny", f"hydra.run.dir={tmp_path / 'run'}",
+         "loss.objective.perceptual.pretrained=true"],
+        capture_output=True, text=True, timeout=120, env=env,
+    )
+    assert proc.returncode == 2, proc.stderr[-2000:]
+    assert "Traceback" not in proc.stderr
+    line = proc.stderr.strip().splitlines()[-1]
+    expected = tmp_path / "empty_torch_home" / "hub" / "checkpoints" / "alexnet-owt-7be5be79.pth"
+    assert line.startswith(f"error: LPIPS alex backbone weights not found at {expected}")
+    assert "loss.objective.perceptual.pretrained=false" in line
+    assert not (tmp_path / "run" / "csv").exists()
+
+
+def _image_folder(root: Path) -> Path:
+    """RGB, grayscale, RGBA and too-small PNGs, plus one corrupt file."""
+    from PIL import Image
+
+    root.mkdir()
+    rng = random.Random(0)
+    for i in range(12):
+        mode, size = [("RGB", 40), ("L", 48), ("RGBA", 40), ("RGB", 16)][i % 4]
+        pixels = bytes(rng.randrange(256) for _ in range(size * size * len(mode)))
+        Image.frombytes(mode, (size, size), pixels).save(root / f"img{i:02d}.png")
+    (root / "broken.png").write_bytes(b"\x89PNG\r\n\x1a\n" + b"garbage" * 20)
+    return root
+
+
+def test_folder_with_corrupt_and_mixed_images_trains_and_counts_skips(tmp_path):
+    root = _image_folder(tmp_path / "images")
+    result = train_tiny(
+        tmp_path / "run", "data=folder", f"data.root={root}", "~data.num_patches",
+        "data.num_workers=0", "data.batch_size=4", "data.on_bad_image=skip", "steps=6",
+        *FAST,
+    )
+    assert result["gen_step"] == 6
+    assert result["skipped_images"] == 1

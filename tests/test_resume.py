@@ -1,0 +1,100 @@
+"""Exact resume: 2N steps straight == N steps, then N more from the checkpoint.
+
+Everything that carries state across the cut is exercised: the β warm-up/ramp and the GAN ramp
+cross it, the LR warm-up (scheduler state) crosses it, the discriminator is on before and
+after, the cut falls mid-epoch of an augmented, shuffled data set (loader position, order and
+crops), and the posterior noise comes from the global RNG (checkpointed RNG states). The cut is
+made twice: by a shorter run, and by a pre-emption signal (checkpoint, requeue, then the same
+command with ``ckpt_path=last`` in the same run dir, whose metrics.csv must continue).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import torch
+
+from tests.conftest import train_tiny
+from tests.test_train import column, read_metrics
+
+N = 4
+COMMON = (
+    "gan_start=2",
+    "schedule.warmup_steps=1",
+    "schedule.ramp_steps=6",
+    "schedule.gan_ramp_steps=4",
+    "optim.warmup_steps=6",
+    "data.num_patches=24",  # 3 batches of 8 per epoch: a cut at step 3 or 4 is mid-epoch 1
+    "data.augment=true",
+    "trainer.val_check_interval=3",
+    "~callbacks.images",
+    "loss.objective.perceptual_weight=0",  # speed: LPIPS is frozen, it carries no state
+)
+CURVES = ("train/loss", "train/kl", "train/rec", "train/d_loss", "train/beta", "train/adv_weight")
+
+
+@pytest.fixture(scope="module")
+def straight(tmp_path_factory) -> Path:
+    run_dir = tmp_path_factory.mktemp("straight")
+    assert train_tiny(run_dir, *COMMON, f"steps={2 * N}")["gen_step"] == 2 * N
+    return run_dir
+
+
+def final_state(run_dir: Path) -> dict[str, torch.Tensor]:
+    ckpt = torch.load(run_dir / "checkpoints" / "last.ckpt", map_location="cpu", weights_only=True)
+    return ckpt["state_dict"]
+
+
+def assert_same_run(reference: Path, parts: list[Path]) -> None:
+    """Same curves per generator step and the same final weights (float tolerance)."""
+    ref = read_metrics(reference)
+    rows = [read_metrics(p) for p in parts]
+    for name in CURVES:
+        expected = column(ref, name)
+        got = {k: v for r in rows for k, v in column(r, name).items()}
+        assert len(expected) >= 2 * N - 2 and set(got) == set(expected), name
+        for step, value in expected.items():
+            assert abs(got[step] - value) <= 1e-6 * abs(value), (name, step, got[step], value)
+    a, b = final_state(reference), final_state(parts[-1])
+    assert a.keys() == b.keys()
+    for key in a:
+        torch.testing.assert_close(b[key], a[key], rtol=1e-5, atol=1e-7, msg=key)
+
+
+def test_resume_reproduces_the_uninterrupted_run(straight, tmp_path):
+    first, second = tmp_path / "first", tmp_path / "second"
+    every = f"callbacks.checkpoint.every_n_gen_steps={N}"
+    assert train_tiny(first, *COMMON, every, f"steps={N}")["gen_step"] == N
+    ckpt = first / "checkpoints" / "last.ckpt"
+    result = train_tiny(second, *COMMON, every, f"steps={2 * N}", f"ckpt_path={ckpt}")
+    assert result["gen_step"] == 2 * N
+    assert min(column(read_metrics(second), "train/loss")) == N  # continued, not restarted
+    assert_same_run(straight, [first, second])
+
+
+def test_preemption_checkpoints_requeues_and_resumes_exactly(straight, tmp_path, monkeypatch):
+    monkeypatch.setenv("SLURM_JOB_ID", "4242")
+    run_dir = tmp_path / "run"
+    marker = tmp_path / "requeued"
+    overrides = (
+        *COMMON,
+        f"steps={2 * N}",
+        "callbacks.checkpoint.every_n_gen_steps=100",  # no periodic save: the signal's only
+        f"callbacks.requeue.command=[touch,'{marker}_{{job_id}}']",
+        "ckpt_path=last",  # what the sbatch template passes: resume if last.ckpt exists
+    )
+    signal_at = (
+        "+callbacks.preempt._target_=tests.probes.SignalAt",
+        f"+callbacks.preempt.gen_step={N - 1}",
+    )
+    stopped = train_tiny(run_dir, *overrides, *signal_at)
+    assert stopped["gen_step"] < 2 * N  # stopped early, at a step boundary
+    assert Path(f"{marker}_4242").is_file()  # `scontrol requeue 4242` stand-in
+    assert '"status": "requeued"' in (run_dir / "run_info.json").read_text()
+    saved = torch.load(run_dir / "checkpoints" / "last.ckpt", weights_only=True)
+    assert saved["vaegan"]["gen_step"] == stopped["gen_step"]
+
+    resumed = train_tiny(run_dir, *overrides)  # the requeued job: same command, same dir
+    assert resumed["gen_step"] == 2 * N
+    assert_same_run(straight, [run_dir])

@@ -1,0 +1,147 @@
+"""wandb, offline: a real sweep through the console script, read back from the ``.wandb`` files
+wandb writes (no server), and the fallbacks that keep a wandb failure from ending training."""
+
+from __future__ import annotations
+
+import json
+import os
+import struct
+import subprocess
+import sys
+import warnings
+from pathlib import Path
+
+import pytest
+from lightning.pytorch.loggers import WandbLogger
+from wandb.proto import wandb_internal_pb2 as pb
+
+from tests.conftest import compose_config
+from tests.test_train import CONTRACT_TRAIN, CONTRACT_VAL
+from vaegan.logging import once
+from vaegan.logging.wandb import SafeWandbLogger, finish_wandb, make_wandb_logger
+from vaegan.train import build_loggers
+
+CONTRACT_LATENT = ["latent/mu_mean", "latent/mu_std", "latent/logvar_mean", "latent/logvar_min",
+                   "latent/logvar_max", "latent/var_mean", "latent/clamp_frac",
+                   "latent/active_units"]
+CONTRACT_GRAD = [f"grad/{t}/{p}" for t in ("rec", "perceptual", "kl", "adv")
+                 for p in ("encoder", "decoder")]
+BLOCK = 32768  # the .wandb file is a LevelDB-style log: 32 KiB blocks of framed records
+
+
+def read_records(path: Path) -> list[pb.Record]:
+    """Every protobuf record of a ``run-*.wandb`` file (header ``:W&B``, then framed chunks)."""
+    data = path.read_bytes()
+    assert data[:4] == b":W&B", path
+    records, pending, pos = [], b"", 7
+    while pos + 7 <= len(data):
+        left = BLOCK - pos % BLOCK
+        _crc, length, kind = struct.unpack("<IHB", data[pos : pos + 7])
+        if left < 7 or (kind == 0 and length == 0):  # block trailer / padding
+            pos += left
+            continue
+        chunk, pos = data[pos + 7 : pos + 7 + length], pos + 7 + length
+        pending = chunk if kind in (1, 2) else pending + chunk  # FULL/FIRST, MIDDLE/LAST
+        if kind in (1, 4):
+            record = pb.Record()
+            record.ParseFromString(pending)
+            records.append(record)
+    return records
+
+
+def offline_run(job_dir: Path) -> dict:
+    """The one offline run a job wrote: its run record, config, history keys and metric defs."""
+    files = list(job_dir.glob("wandb/offline-run-*/run-*.wandb"))
+    assert len(files) == 1, files  # one wandb run per Hydra job (wandb.finish in between)
+    out: dict = {"config": {}, "history": set(), "globs": [], "types": {}, "exit": False}
+    for record in read_records(files[0]):
+        kind = record.WhichOneof("record_type")
+        if kind == "run":
+            out["run"] = record.run
+        elif kind == "config":
+            out["config"].update({u.key: json.loads(u.value_json) for u in record.config.update})
+        elif kind == "history":
+            for item in record.history.item:
+                key = item.key or "/".join(item.nested_key)
+                out["history"].add(key)
+                if key.endswith("/_type"):
+                    out["types"][key[: -len("/_type")]] = json.loads(item.value_json)
+        elif kind == "metric" and record.metric.glob_name:
+            out["globs"].append((record.metric.glob_name, record.metric.step_metric))
+        elif kind == "exit":
+            out["exit"] = True
+    return out
+
+
+@pytest.fixture(scope="module")
+def sweep(tmp_path_factory) -> Path:
+    """``vaegan-train -m beta=1e-4,1e-3 logger=wandb``: two jobs in one process, offline."""
+    sweep_dir = tmp_path_factory.mktemp("sweeps") / "kl_sweep"
+    env = {**os.environ, "WANDB_MODE": "offline", "WANDB_SILENT": "true",
+           "WANDB_DIR": str(sweep_dir.parent)}
+    exe = Path(sys.executable).parent / "vaegan-train"
+    proc = subprocess.run(
+        [str(exe), "-m", "debug=tiny", "logger=wandb", "beta=1e-4,1e-3", "steps=6",
+         "gan_start=3", f"hydra.sweep.dir={sweep_dir}"],
+        capture_output=True, text=True, timeout=600, env=env,
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    return sweep_dir
+
+
+def test_sweep_jobs_are_named_runs_in_one_group_with_config_and_contract_metrics(sweep):
+    runs = [offline_run(sweep / str(job)) for job in (0, 1)]
+    assert [r["run"].display_name for r in runs] == ["beta=0.0001", "beta=0.001"]  # as Hydra
+    assert {r["run"].run_group for r in runs} == {f"{sweep.parent.name}-{sweep.name}"}
+    assert [r["config"]["beta"] for r in runs] == [1e-4, 1e-3]
+    assert all(r["config"]["gan_start"] == 3 for r in runs)
+    assert runs[0]["config"]["loss"]["objective"]["rec_reduction"] == "mean"
+    for r in runs:
+        missing = [n for n in CONTRACT_TRAIN + CONTRACT_VAL + CONTRACT_LATENT + CONTRACT_GRAD
+                   + ["gen_step"] if n not in r["history"]]
+        assert not missing, missing
+        assert r["globs"][-1] == ("*", "gen_step")  # every curve on the generator-step axis
+        assert r["types"]["latent/mu"] == "histogram"
+        assert r["types"]["images/inputs_recs_prior"] == "image-file"
+        assert r["exit"]
+
+
+def test_unreachable_server_falls_back_to_offline(tmp_path, monkeypatch):
+    monkeypatch.delenv("WANDB_API_KEY", raising=False)
+    monkeypatch.setenv("WANDB_BASE_URL", "http://127.0.0.1:9")  # nothing listens there
+    monkeypatch.setenv("WANDB_DIR", str(tmp_path))
+    with pytest.warns(RuntimeWarning, match=r"wandb init \(online\) failed.*retrying offline"):
+        logger = make_wandb_logger(mode="online", save_dir=str(tmp_path), init_timeout=5)
+    try:
+        assert isinstance(logger, SafeWandbLogger)
+        assert logger.experiment.settings.mode == "offline"
+        logger.log_metrics({"train/kl": 1.0, "gen_step": 0.0})
+    finally:
+        finish_wandb()
+
+
+def test_wandb_that_cannot_start_at_all_is_dropped_and_logging_errors_only_warn(
+    tmp_path, monkeypatch
+):
+    import wandb
+
+    def broken_init(**kwargs):
+        raise RuntimeError("wandb is broken")
+
+    monkeypatch.setattr(wandb, "init", broken_init)
+    with pytest.warns(RuntimeWarning, match="training without wandb"):
+        loggers = build_loggers(compose_config(tmp_path, "logger=wandb"), tmp_path)
+    assert len(loggers) == 1 and not isinstance(loggers[0], WandbLogger)  # the CSV logger
+
+    class Broken:
+        def log(self, *args, **kwargs):
+            raise OSError("disk full")
+
+    once._warned.discard("wandb-log_metrics")
+    logger = SafeWandbLogger(save_dir=str(tmp_path))
+    logger._experiment = Broken()
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        logger.log_metrics({"train/kl": 1.0})
+        logger.log_metrics({"train/kl": 2.0})
+    assert len([w for w in caught if "disk full" in str(w.message)]) == 1

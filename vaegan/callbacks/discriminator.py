@@ -1,0 +1,81 @@
+"""What the module's ``train/d_real``, ``train/d_fake``, ``train/d_acc`` and
+``train/adaptive_weight`` leave out (claim W1).
+
+- ``train/adaptive_clamp_hits``: a running count of generator steps on which LDM's adaptive GAN
+  weight hit its clamp (``loss.objective.adaptive_max``). With ``rec_reduction: sum`` the ratio
+  ‖∇rec‖/‖∇adv‖ scales with the pixel count and sits at the clamp, so the adversarial weight is
+  no longer adaptive; a warning says so once.
+- ``train/d_acc_real`` / ``train/d_acc_fake``: D's accuracy on each side separately (``d_acc``
+  is their mean, which hides a D that only wins on fakes).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import lightning as L
+import torch
+from torch import Tensor, nn
+from torch.func import functional_call
+
+from vaegan.callbacks.emit import due, log_scalars
+from vaegan.logging.once import warn_once
+from vaegan.losses.objective import GeneratorOutput
+from vaegan.models.distributions import DiagonalGaussian
+
+
+@torch.no_grad()
+def logits_without_side_effects(discriminator: nn.Module, images: Tensor) -> Tensor:
+    """D's logits exactly as its own step will compute them (same weights, same BatchNorm batch
+    statistics), without advancing its running statistics."""
+    state = {**dict(discriminator.named_parameters()),
+             **{k: b.clone() for k, b in discriminator.named_buffers()}}
+    return functional_call(discriminator, state, (images,))
+
+
+class DiscriminatorStats(L.Callback):
+    """Clamp hits counted every step on the device (no sync); logged every ``every_n_steps``."""
+
+    def __init__(self, every_n_steps: int = 50) -> None:
+        if every_n_steps < 1:
+            raise ValueError(f"callbacks.discriminator.every_n_steps={every_n_steps} must be >= 1")
+        self.every_n_steps = every_n_steps
+        self.clamp_hits: Tensor | float = 0.0
+
+    def on_generator_output(
+        self, trainer: L.Trainer, pl_module: Any, x: Tensor, xrec: Tensor,
+        posterior: DiagonalGaussian, out: GeneratorOutput,
+    ) -> None:
+        clamped = out.logs.get("adaptive_clamped")
+        if clamped is not None:
+            self.clamp_hits = clamped + self.clamp_hits
+        step = pl_module.gen_step
+        if "adv" not in out.parts or not due(step, self.every_n_steps):
+            return
+        real = logits_without_side_effects(pl_module.discriminator, x)
+        fake = logits_without_side_effects(pl_module.discriminator, xrec.detach())
+        metrics = {
+            "train/adaptive_clamp_hits": self.clamp_hits,
+            "train/d_acc_real": (real > 0).float().mean(),
+            "train/d_acc_fake": (fake < 0).float().mean(),
+        }
+        row = log_scalars(trainer, metrics, step)
+        if row and row["train/adaptive_clamp_hits"] > 0:
+            self._warn_clamp(pl_module, row["train/adaptive_clamp_hits"])
+
+    @staticmethod
+    def _warn_clamp(pl_module: Any, hits: float) -> None:
+        objective = pl_module.objective
+        hint = (" loss.objective.rec_reduction=sum scales the reconstruction gradient with the"
+                " pixel count; use rec_reduction=mean or lower disc_weight."
+                if objective.rec_reduction == "sum" else "")
+        warn_once("adaptive-clamp", (
+            f"the adaptive GAN weight hit its clamp (loss.objective.adaptive_max="
+            f"{objective.adaptive_max:g}) on {hits:.0f} generator steps so far: the adversarial"
+            f" weight is pinned, not adaptive.{hint} See train/adaptive_clamp_hits."))
+
+    def state_dict(self) -> dict[str, float]:
+        return {"adaptive_clamp_hits": float(self.clamp_hits)}
+
+    def load_state_dict(self, state_dict: dict[str, Any]) -> None:
+        self.clamp_hits = float(state_dict.get("adaptive_clamp_hits", 0.0))

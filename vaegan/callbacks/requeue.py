@@ -1,0 +1,111 @@
+"""Pre-emption: on SLURM's warning signal, stop at a step boundary with a checkpoint, requeue.
+
+``#SBATCH --signal=USR1@120`` makes SLURM send SIGUSR1 to every task two minutes before the
+time limit. Lightning's own auto-requeue saves inside the signal handler, i.e. wherever the main
+thread is (between the generator and the discriminator step, or, under DDP, while another rank
+is in an all-reduce); see ``vaegan/slurm.py``. Here the handler only sets a flag. At the end of
+each generator step the ranks agree (one all-reduce) whether any of them got the signal; if so
+``last.ckpt`` is written right there, the trainer stops, and rank 0 runs
+``scontrol requeue $SLURM_JOB_ID``. The requeued job runs the same command; with
+``ckpt_path=last`` it resumes exactly where this one stopped. Off SLURM the signal still means
+"checkpoint and stop": ``kill -USR1 <pid>``.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import signal
+import subprocess
+import threading
+from collections.abc import Sequence
+from pathlib import Path
+from types import FrameType
+from typing import Any
+
+import lightning as L
+
+from vaegan.callbacks.checkpoint import GenStepCheckpoint
+from vaegan.faults import last_checkpoint_path
+from vaegan.sweep import mark_run
+
+log = logging.getLogger("vaegan")
+
+DEFAULT_COMMAND = ("scontrol", "requeue", "{job_id}")
+
+
+def slurm_job_id() -> str | None:
+    """The id ``scontrol requeue`` takes (``ARRAYID_TASKID`` for an array task)."""
+    array_id = os.environ.get("SLURM_ARRAY_JOB_ID")
+    if array_id is not None and "SLURM_ARRAY_TASK_ID" in os.environ:
+        return f"{array_id}_{os.environ['SLURM_ARRAY_TASK_ID']}"
+    return os.environ.get("SLURM_JOB_ID")
+
+
+class RequeueOnSignal(L.Callback):
+    """Checkpoint-and-stop on ``signals`` (names, e.g. ``[SIGUSR1]``), then requeue on SLURM."""
+
+    def __init__(
+        self, signals: Sequence[str] = ("SIGUSR1",), command: Sequence[str] = DEFAULT_COMMAND
+    ) -> None:
+        self.signals = [signal.Signals[name] for name in signals]
+        self.command = list(command)
+        self.received: signal.Signals | None = None
+        self.stopped_at: int | None = None
+        self._previous: dict[signal.Signals, Any] = {}
+
+    def _handler(self, signum: int, frame: FrameType | None) -> None:
+        self.received = signal.Signals(signum)  # act at the next step boundary, not here
+
+    def on_train_start(self, trainer: L.Trainer, pl_module: Any) -> None:
+        if threading.current_thread() is not threading.main_thread():
+            log.warning("requeue: not in the main thread, cannot handle %s", self.signals)
+            return
+        self.received, self.stopped_at = None, None
+        for sig in self.signals:
+            self._previous[sig] = signal.signal(sig, self._handler)
+
+    def on_train_batch_end(
+        self, trainer: L.Trainer, pl_module: Any, outputs: Any, batch: Any, batch_idx: int
+    ) -> None:
+        if self.stopped_at is not None or not trainer.strategy.reduce_boolean_decision(
+            self.received is not None, all=False
+        ):
+            return
+        self.stopped_at = int(pl_module.gen_step)
+        log.warning("%s: checkpoint after generator step %d, stop", self.received, self.stopped_at)
+        # Here, at a step end, not at train end: Lightning counts an epoch that should_stop
+        # cut short as finished, so a train-end checkpoint would resume at a new epoch.
+        savers = [cb for cb in trainer.callbacks if isinstance(cb, GenStepCheckpoint)]
+        for cb in savers:
+            cb.save_last_now(trainer, self.stopped_at)  # its train-end save then skips
+        if not savers:
+            trainer.save_checkpoint(last_checkpoint_path(trainer))
+        trainer.should_stop = True
+
+    def on_fit_end(self, trainer: L.Trainer, pl_module: Any) -> None:
+        """Training is over and the checkpoint written: rank 0 requeues the SLURM job."""
+        self._restore_handlers()
+        if self.stopped_at is None or not trainer.is_global_zero:
+            return
+        job_id = slurm_job_id()
+        status = "stopped" if job_id is None or not self._requeue(job_id) else "requeued"
+        mark_run(Path(trainer.default_root_dir), status)
+
+    def _requeue(self, job_id: str) -> bool:
+        command = [part.format(job_id=job_id) for part in self.command]
+        try:
+            result = subprocess.run(command, capture_output=True, text=True)
+        except OSError as err:  # scontrol missing: the checkpoint is there, resume by hand
+            log.warning("requeue %s failed: %s", job_id, err)
+            return False
+        log.warning("requeue %s: %s %s", job_id, result.returncode or "ok", result.stderr.strip())
+        return result.returncode == 0
+
+    def on_exception(self, trainer: L.Trainer, pl_module: Any, exception: BaseException) -> None:
+        self._restore_handlers()
+
+    def _restore_handlers(self) -> None:
+        for sig, previous in self._previous.items():
+            signal.signal(sig, previous)
+        self._previous = {}

@@ -1,0 +1,166 @@
+"""Checkpoints that survive a kill at any moment, and a resume that checks before it trusts.
+
+Saving: ``torch.save`` into a temp file in the same directory, ``fsync``, then ``os.replace``
+onto ``last.ckpt``: a reader (or a resume after SIGKILL, pre-emption or power loss) sees the
+old file or the new one, never half of one. Loading: ``weights_only=True`` (tensors and plain
+containers only), because a checkpoint is a pickle and unpickling can run arbitrary code.
+"""
+
+from __future__ import annotations
+
+import os
+import pickle
+import tempfile
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import torch
+from lightning.fabric.plugins.io.torch_io import TorchCheckpointIO
+from torch import nn
+
+# What Lightning needs to resume training (the model, both optimizers, the loop counters).
+RESUME_KEYS = ("state_dict", "optimizer_states", "lr_schedulers", "loops")
+
+
+class CheckpointError(ValueError):
+    """A checkpoint that cannot be resumed from; the message names the file and the problem."""
+
+
+def _is_local(path: str | os.PathLike) -> bool:
+    text = str(path)
+    return "://" not in text or text.startswith("file://")
+
+
+def _fsync_dir(directory: Path) -> None:
+    """Make the rename itself durable (POSIX; a no-op where directories cannot be opened)."""
+    try:
+        fd = os.open(directory, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
+
+
+def atomic_save(obj: Any, path: str | os.PathLike) -> None:
+    """``torch.save`` that replaces ``path`` only once the new file is complete on disk."""
+    path = Path(str(path).removeprefix("file://"))
+    path.parent.mkdir(parents=True, exist_ok=True)
+    for stale in path.parent.glob(f".{path.name}.*.tmp"):  # left by a process killed mid-save
+        stale.unlink(missing_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as f:
+            torch.save(obj, f)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    _fsync_dir(path.parent)
+
+
+class AtomicCheckpointIO(TorchCheckpointIO):
+    """Lightning's torch checkpoint IO with atomic local saves and ``weights_only`` loads."""
+
+    def save_checkpoint(
+        self, checkpoint: dict[str, Any], path: Any, storage_options: Any | None = None
+    ) -> None:
+        if storage_options is not None or not _is_local(path):
+            super().save_checkpoint(checkpoint, path, storage_options)  # remote: fsspec's way
+            return
+        atomic_save(checkpoint, path)
+
+    def load_checkpoint(
+        self,
+        path: Any,
+        map_location: Callable | None = lambda storage, loc: storage,
+        weights_only: bool | None = None,
+    ) -> dict[str, Any]:
+        return super().load_checkpoint(
+            path, map_location, weights_only=True if weights_only is None else weights_only
+        )
+
+
+def _first_line(err: BaseException) -> str:
+    text = str(err).strip()
+    return text.splitlines()[0][:200] if text else type(err).__name__
+
+
+def _load(path: Path) -> Any:
+    """``torch.load(weights_only=True)``; every failure becomes a one-line CheckpointError."""
+    try:
+        return torch.load(path, map_location="cpu", weights_only=True, mmap=True)
+    except pickle.UnpicklingError as err:
+        detail = str(err)
+        if "GLOBAL" in detail or "global" in detail:
+            raise CheckpointError(
+                f"ckpt_path={path} holds Python objects other than tensors and plain data "
+                "(refused: unpickling them can run code); only resume from checkpoints that "
+                "vaegan wrote"
+            ) from None
+        problem = _first_line(err).removeprefix("Weights only load failed. ")
+        raise CheckpointError(
+            f"ckpt_path={path} is not a readable checkpoint ({problem}); it may be corrupt or "
+            "truncated: use an earlier copy"
+        ) from None
+    except (RuntimeError, OSError, EOFError, ValueError) as err:
+        raise CheckpointError(
+            f"ckpt_path={path} is not a readable checkpoint ({_first_line(err)}); it may be "
+            "corrupt or truncated: use an earlier copy"
+        ) from None
+
+
+def _mismatch(path: Path, saved: dict[str, Any], model: dict[str, torch.Tensor]) -> str | None:
+    """The first difference between a checkpoint's and the model's state dict, as text."""
+    missing = [k for k in model if k not in saved]
+    unexpected = [k for k in saved if k not in model]
+    shapes = [
+        k for k in model
+        if k in saved and hasattr(saved[k], "shape") and saved[k].shape != model[k].shape
+    ]
+    if shapes:
+        k = shapes[0]
+        return (
+            f"{len(shapes)} tensors differ in shape, e.g. {k}: {list(saved[k].shape)} in the "
+            f"checkpoint, {list(model[k].shape)} in this config"
+        )
+    if missing or unexpected:
+        example = (missing or unexpected)[0]
+        return (
+            f"{len(missing)} tensors missing and {len(unexpected)} unexpected "
+            f"(e.g. {example})"
+        )
+    return None
+
+
+def check_resumable(path: str | os.PathLike, module: nn.Module) -> None:
+    """Raise CheckpointError unless ``path`` is a checkpoint this module can resume from.
+
+    Runs before ``trainer.fit`` so a typo or a checkpoint of another model costs a second and
+    one clear line, not a traceback from deep inside Lightning after the loggers have started.
+    """
+    path = Path(os.path.expanduser(str(path)))
+    if not path.is_file():
+        raise CheckpointError(
+            f"ckpt_path={path} does not exist" if not path.exists() else
+            f"ckpt_path={path} is not a file"
+        )
+    ckpt = _load(path)
+    if not isinstance(ckpt, dict) or not all(k in ckpt for k in RESUME_KEYS):
+        have = sorted(ckpt) if isinstance(ckpt, dict) else type(ckpt).__name__
+        raise CheckpointError(
+            f"ckpt_path={path} is not a Lightning training checkpoint (needs {list(RESUME_KEYS)}, "
+            f"has {have}); resume from a vaegan run's checkpoints/last.ckpt"
+        )
+    problem = _mismatch(path, ckpt["state_dict"], module.state_dict())
+    if problem:
+        raise CheckpointError(
+            f"ckpt_path={path} does not match this config's model: {problem}; resume with the "
+            "config it was trained with (its run dir's .hydra/config.yaml)"
+        )

@@ -1,0 +1,170 @@
+"""Lightning's DDP for a Hydra app with two players: the strategy that ``trainer=ddp`` builds.
+
+Two problems are solved here, deliberately and in one place.
+
+**Unused parameters.** Lightning wraps the *whole* LightningModule in one
+``DistributedDataParallel``, so one reducer owns the autoencoder, the discriminator and the
+learned output log-variance. The training step (manual optimisation) calls backward twice per
+batch: the generator loss reaches the autoencoder only (before ``gan_start`` the discriminator
+is not even run; after it, ``toggle_optimizer`` has switched off the discriminator's
+``requires_grad``), and the discriminator loss reaches the discriminator only (it sees the
+*detached* reconstruction). With ``find_unused_parameters=False`` the reducer waits for
+gradients that never come and the second iteration fails ("Expected to have finished reduction
+in the prior iteration"). ``static_graph=True`` is wrong too: the set of used parameters changes
+between the two backwards of one step and again at ``gan_start``. Padding each loss with
+``0 * sum(other player's params)`` would make every parameter "used", but it costs a pass over
+all parameters, hands Adam zero gradients it would otherwise never see, and fights
+``toggle_optimizer``. So the choice is ``find_unused_parameters=True``: before each
+``manual_backward`` Lightning hands the loss to the reducer, which walks the autograd graph once
+and marks the other player's parameters ready; a parameter unused on every rank keeps
+``grad=None``, so its optimizer skips it exactly as in a single process. The walk is cheap next
+to the convolutions (see ``vaegan.bench.ddp_cost``); ``tests/test_ddp.py`` checks that the
+weights stay identical on both ranks with the GAN on.
+
+**Hydra.** Lightning's ``ddp`` starts ranks 1..N-1 by running the script again. Its Hydra
+support re-runs ``sys.argv`` with ``hydra.run.dir`` set to the *configured* run dir, so a
+multirun job's children start a multirun of their own (with new sweep dirs, and ranks that join
+the wrong job), and its environment variables (``LOCAL_RANK``, ``MASTER_PORT``) outlive the job,
+so the next job of the sweep believes its processes are launched externally and waits forever.
+``HydraJobLauncher`` starts each child as a single run of *this job*: the job's own overrides,
+``hydra.run.dir`` = the job's run dir, no ``.hydra/`` output, and it restores the environment,
+the thread count and the process group when the job ends, so the next job starts clean.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+import sys
+from collections.abc import Callable
+from datetime import timedelta
+from typing import Any
+
+import torch
+from lightning.pytorch.strategies import DDPStrategy
+from lightning.pytorch.strategies.launchers.subprocess_script import _SubprocessScriptLauncher
+
+# Hydra overrides that describe the parent (its mode, sweep, launcher), not the child's run.
+_PARENT_ONLY = re.compile(
+    r"^[~+]*hydra(\.|/)(mode|run\.dir|sweep|launcher|sweeper|output_subdir|job\.name|callbacks)"
+)
+_PLAIN = re.compile(r"^[\w./:@+-]+$")
+CHILD_WAIT_S = 120.0
+
+
+def _hydra_value(text: str) -> str:
+    """A string as a Hydra override value (quoted unless it is a plain path)."""
+    if _PLAIN.match(text):
+        return text
+    return '"' + text.replace("\\", "\\\\").replace('"', '\\"') + '"'
+
+
+def child_command(run_dir: str, local_rank: int) -> tuple[list[str], str]:
+    """argv and cwd that re-run the current Hydra job as rank ``local_rank`` in ``run_dir``."""
+    from hydra.core.hydra_config import HydraConfig
+
+    hc = HydraConfig.get()
+    command = [sys.executable, "-m", "vaegan.train", f"--config-name={hc.job.config_name}"]
+    for source in hc.runtime.config_sources:
+        if source.schema != "file":
+            continue
+        if source.provider == "main":
+            command.append(f"--config-path={source.path}")
+        elif source.provider == "command-line":
+            command.append(f"--config-dir={source.path}")
+    command += list(hc.overrides.task)
+    command += [o for o in hc.overrides.hydra if not _PARENT_ONLY.match(o)]
+    command += [
+        f"hydra.run.dir={_hydra_value(run_dir)}",
+        "hydra.output_subdir=null",  # the parent alone writes .hydra/
+        f"hydra.job.name=train_ddp_process_{local_rank}",  # its log: RUN_DIR/<name>.log
+    ]
+    return command, str(hc.runtime.cwd or os.getcwd())
+
+
+def _hydra_active() -> bool:
+    from hydra.core.hydra_config import HydraConfig
+
+    return HydraConfig.initialized()
+
+
+class HydraJobLauncher(_SubprocessScriptLauncher):
+    """Lightning's subprocess launcher, with children that re-run this Hydra job, not argv."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._run_dir: str | None = None
+
+    def launch(self, function: Callable, *args: Any, trainer: Any = None, **kwargs: Any) -> Any:
+        self._run_dir = str(trainer.default_root_dir) if trainer is not None else None
+        environ, threads = dict(os.environ), torch.get_num_threads()
+        try:
+            return super().launch(function, *args, trainer=trainer, **kwargs)
+        except BaseException:
+            for proc in self.procs:  # they would wait for rank 0 in a collective until timeout
+                proc.kill()
+            raise
+        finally:
+            if self.procs or not self.cluster_environment.creates_processes_externally:
+                self._end_job(environ, threads)
+
+    def _end_job(self, environ: dict[str, str], threads: int) -> None:
+        """Wait for the children, then leave the process as the job found it."""
+        for proc in self.procs:
+            try:
+                proc.wait(timeout=CHILD_WAIT_S)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+        if torch.distributed.is_available() and torch.distributed.is_initialized():
+            torch.distributed.destroy_process_group()
+        os.environ.clear()
+        os.environ.update(environ)
+        torch.set_num_threads(threads)
+
+    def _call_children_scripts(self) -> None:
+        if self._run_dir is None or not _hydra_active():
+            super()._call_children_scripts()
+            return
+        self._check_can_spawn_children()
+        self.procs = []
+        env = dict(os.environ)
+        env.update(
+            MASTER_ADDR=self.cluster_environment.main_address,
+            MASTER_PORT=str(self.cluster_environment.main_port),
+            NODE_RANK=str(self.cluster_environment.node_rank()),
+            WORLD_SIZE=str(self.num_processes * self.num_nodes),
+        )
+        os.environ.update(env)  # rank 0 reads them too (restored when the job ends)
+        for local_rank in range(1, self.num_processes):
+            command, cwd = child_command(self._run_dir, local_rank)
+            child_env = {**env, "LOCAL_RANK": str(local_rank)}
+            self.procs.append(subprocess.Popen(command, env=child_env, cwd=cwd))
+
+
+class HydraDDPStrategy(DDPStrategy):
+    """``DDPStrategy`` with ``find_unused_parameters=True`` (see the module docstring) and
+    ``HydraJobLauncher``. ``timeout_s`` bounds a collective (a hung rank fails, not waits)."""
+
+    def __init__(
+        self,
+        find_unused_parameters: bool = True,
+        timeout_s: float | None = None,
+        process_group_backend: str | None = None,
+        **kwargs: Any,
+    ) -> None:
+        if timeout_s is not None:
+            kwargs["timeout"] = timedelta(seconds=timeout_s)
+        super().__init__(
+            find_unused_parameters=find_unused_parameters,
+            process_group_backend=process_group_backend,
+            **kwargs,
+        )
+
+    def _configure_launcher(self) -> None:
+        super()._configure_launcher()
+        if isinstance(self._launcher, _SubprocessScriptLauncher):
+            self._launcher = HydraJobLauncher(
+                self.cluster_environment, self.num_processes, self.num_nodes
+            )
+

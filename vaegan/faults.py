@@ -1,0 +1,212 @@
+"""Non-finite losses and gradients: skip the optimizer step, count it, stop after K in a row.
+
+A week-long VAE-GAN run dies from one NaN (an fp16 overflow, a zero gradient norm in the
+adaptive weight, an exploding learned log-variance). One bad batch should cost one skipped
+step, not the run; a run that keeps producing NaNs should stop with a checkpoint of its last
+good weights and say which term broke and what usually fixes it.
+
+Cost: one host sync per optimizer step (``bool(isfinite(loss) & isfinite(grad_norm))``, plus
+under DDP one all-reduce of that flag so every rank skips together); the per-term search and
+the last finite values are read only on the failure path.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+from lightning.pytorch.callbacks import ModelCheckpoint
+from torch import Tensor
+
+from vaegan.losses.objective import GeneratorOutput
+
+log = logging.getLogger("vaegan")
+
+INJECTABLE = ("rec", "perceptual", "nll", "kl", "g_adv", "loss", "d_loss", "grad")
+OTHER_HOOKS = ("g_adv", "d_loss", "grad")  # injected elsewhere than the generator's terms
+PLAYERS = {"generator": "loss", "discriminator": "d_loss"}  # player -> its total loss in logs
+GENERIC_FIX = "lower optim.lr, or train in fp32 (trainer.precision=32-true)"
+FIXES = {
+    "rec": "check the data for inf/NaN pixels; " + GENERIC_FIX,
+    "perceptual": "LPIPS expects inputs in [-1, 1]; " + GENERIC_FIX,
+    "nll": "the learned output log-variance diverged: lower optim.lr or set "
+    "loss.objective.learn_logvar=false",
+    "logvar": "the learned output log-variance diverged: lower optim.lr or set "
+    "loss.objective.learn_logvar=false",
+    "kl": "clamp the posterior log-variance (model.posterior.parameterization=softplus, or a "
+    "narrower model.posterior.logvar_min/logvar_max); " + GENERIC_FIX,
+    "g_adv": "lower loss.objective.adaptive_max (the adaptive-weight clamp) or "
+    "loss.objective.disc_weight; " + GENERIC_FIX,
+    "adv_weight": "lower loss.objective.adaptive_max (the adaptive-weight clamp); " + GENERIC_FIX,
+    "d_loss": "lower optim.disc_lr, or set optim.disc_grad_clip; " + GENERIC_FIX,
+    "grad": "set optim.grad_clip / optim.disc_grad_clip; " + GENERIC_FIX,
+}
+
+
+class NonFiniteLossError(RuntimeError):
+    """Training stopped after too many consecutive non-finite steps; a checkpoint was saved."""
+
+
+@dataclass
+class NanInjection:
+    """Testing hook: a NaN in ``term`` for ``count`` generator steps from ``at_step`` on.
+
+    ``term`` is a generator term (``rec``, ``perceptual``, ``kl``, ``g_adv``, ``nll``, ``loss``),
+    ``d_loss`` (discriminator) or ``grad`` (the generator's gradients, with a finite loss).
+    """
+
+    term: str = "rec"
+    at_step: int = 0
+    count: int = 1
+
+    def __post_init__(self) -> None:
+        if self.term not in INJECTABLE:
+            raise ValueError(
+                f"faults.inject_nan.term={self.term!r} is unknown; allowed: {INJECTABLE}"
+            )
+        if self.at_step < 0 or self.count < 1:
+            raise ValueError("faults.inject_nan needs at_step >= 0 and count >= 1")
+
+    def active(self, step: int) -> bool:
+        return self.at_step <= step < self.at_step + self.count
+
+
+@dataclass
+class FaultsConfig:
+    """The ``faults`` config section."""
+
+    max_consecutive_nonfinite: int = 5
+    inject_nan: NanInjection | None = None
+
+    def __post_init__(self) -> None:
+        if isinstance(self.inject_nan, dict):
+            self.inject_nan = NanInjection(**self.inject_nan)
+        if self.max_consecutive_nonfinite < 1:
+            raise ValueError(
+                f"faults.max_consecutive_nonfinite={self.max_consecutive_nonfinite} must be >= 1"
+            )
+
+
+def _nan_like(t: Tensor) -> Tensor:
+    return torch.full((), float("nan"), device=t.device, dtype=t.dtype)
+
+
+def _optimizer_grads(opt: Any) -> list[Tensor]:
+    return [p.grad for g in opt.param_groups for p in g["params"] if p.grad is not None]
+
+
+def last_checkpoint_path(trainer: Any) -> Path:
+    """``last.ckpt`` in the checkpoint callback's dir, else in RUN_DIR/checkpoints."""
+    for cb in trainer.checkpoint_callbacks:
+        if isinstance(cb, ModelCheckpoint) and cb.dirpath:
+            return Path(cb.dirpath) / f"{cb.CHECKPOINT_NAME_LAST}{cb.FILE_EXTENSION}"
+    return Path(trainer.default_root_dir) / "checkpoints" / "last.ckpt"
+
+
+class NonFiniteGuard:
+    """Decides, per optimizer step, whether its loss and gradients are finite.
+
+    Keeps the logs of the last finite step of each player (tensors, read only when failing),
+    and the number of skipped steps (``skipped``, logged as ``train/nonfinite_steps``).
+    """
+
+    def __init__(self, config: FaultsConfig | None = None) -> None:
+        self.config = config or FaultsConfig()
+        self.skipped = 0
+        self._consecutive = dict.fromkeys(PLAYERS, 0)
+        self._last_good: dict[str, tuple[int, dict[str, Tensor]]] = {}
+
+    # ------------------------------------------------------------------ test hook
+    def _injecting(self, step: int, term: str) -> bool:
+        nan = self.config.inject_nan
+        return nan is not None and nan.term == term and nan.active(step)
+
+    def inject_logits(self, step: int, logits_fake: Tensor) -> Tensor:
+        """``g_adv``: NaN discriminator logits, as a diverged discriminator gives; the
+        adaptive weight sees them too (its guard maps the NaN norm ratio to 0)."""
+        if not self._injecting(step, "g_adv"):
+            return logits_fake
+        return logits_fake * _nan_like(logits_fake)
+
+    def inject_generator(self, step: int, out: GeneratorOutput) -> GeneratorOutput:
+        """``faults.inject_nan``: the NaN reaches the logged term, the loss and the gradients."""
+        nan = self.config.inject_nan
+        if nan is None or nan.term in OTHER_HOOKS or nan.term not in out.logs:
+            return out
+        if not nan.active(step):
+            return out
+        source = out.parts.get(nan.term, out.loss)
+        out.loss = out.loss + _nan_like(out.loss) * source
+        out.logs[nan.term] = out.logs[nan.term] * _nan_like(out.logs[nan.term])
+        out.logs["loss"] = out.loss.detach()
+        return out
+
+    def inject_discriminator(self, step: int, terms: dict[str, Tensor]) -> dict[str, Tensor]:
+        if self._injecting(step, "d_loss"):
+            terms["d_loss"] = terms["d_loss"] * _nan_like(terms["d_loss"])
+        return terms
+
+    # ------------------------------------------------------------------ the check
+    def check(
+        self, module: Any, player: str, step: int, opt: Any, logs: dict[str, Tensor]
+    ) -> bool:
+        """True if ``opt`` may step; otherwise count, warn and (after K in a row) stop."""
+        grads = _optimizer_grads(opt)
+        if player == "generator" and grads and self._injecting(step, "grad"):
+            grads[0].fill_(float("nan"))
+        loss = logs[PLAYERS[player]].detach()
+        # A GradScaler (16-mixed) skips inf/NaN gradients itself and lowers its scale: leave
+        # those to it, or it would never learn that the scale is too high.
+        scaler = getattr(getattr(module.trainer, "precision_plugin", None), "scaler", None)
+        if grads and scaler is None:
+            grad_norm = torch.nn.utils.get_total_norm(grads).to(loss.device)
+        else:
+            grad_norm = torch.zeros((), device=loss.device)
+        finite = bool(torch.isfinite(loss) & torch.isfinite(grad_norm))  # the one host sync
+        # DDP: every rank skips (and stops) together, or the replicas' weights would drift.
+        if module.trainer.strategy.reduce_boolean_decision(finite, all=True):
+            self._consecutive[player] = 0
+            logs = {k: v.detach() for k, v in logs.items()}
+            self._last_good[player] = (step, {**logs, "grad": grad_norm.detach()})
+            return True
+        self.skipped += 1
+        self._consecutive[player] += 1
+        term = self._culprit(player, logs)
+        log.warning(
+            "skipped the %s step at gen_step %d: non-finite %s (%d in a row)",
+            player, step, term, self._consecutive[player],
+        )
+        if self._consecutive[player] >= self.config.max_consecutive_nonfinite:
+            self._stop(module, player, step, term)
+        return False
+
+    @staticmethod
+    def _culprit(player: str, logs: dict[str, Tensor]) -> str:
+        """The first non-finite term in the objective's order (parts before totals)."""
+        total = PLAYERS[player]
+        for name, value in logs.items():
+            if name != total and not bool(torch.isfinite(value).all()):
+                return name
+        return total if not bool(torch.isfinite(logs[total]).all()) else "grad"
+
+    def _last_finite(self, player: str, term: str) -> str:
+        if player not in self._last_good:
+            return "no finite value yet (it failed from the first step)"
+        step, logs = self._last_good[player]
+        value = logs.get(term, logs[PLAYERS[player]])
+        return f"last finite value {float(value):.6g} at gen_step {step}"
+
+    def _stop(self, module: Any, player: str, step: int, term: str) -> None:
+        trainer = module.trainer
+        path = last_checkpoint_path(trainer)
+        # Skipped steps changed nothing: these are the weights of the last finite step.
+        trainer.save_checkpoint(path, weights_only=False)
+        k = self._consecutive[player]
+        raise NonFiniteLossError(
+            f"non-finite {term} in the {player} step for {k} consecutive steps "
+            f"(gen_step {step - k + 1}..{step}); {self._last_finite(player, term)}. "
+            f"Saved the last good weights to {path}. Likely fix: {FIXES.get(term, GENERIC_FIX)}"
+        )

@@ -1,0 +1,91 @@
+"""Secrets never land in run dirs, saved configs or logger configs.
+
+A key or value whose *name* matches ``*KEY*``, ``*TOKEN*``, ``*SECRET*`` or ``*PASSWORD*``
+(any case) is replaced by ``***``: in Hydra's saved ``.hydra/*.yaml`` and ``multirun.yaml``
+(rewritten by the ``RedactSecrets`` Hydra callback right after Hydra writes them), in
+``run_info.json`` and in the config sent to wandb. The *values* of such environment
+variables (``WANDB_API_KEY``, ``HF_TOKEN``, ...) are replaced wherever they appear as text.
+``sys.argv`` is redacted too, because wandb records the command line of every run.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import sys
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from omegaconf import DictConfig, OmegaConf
+
+REDACTED = "***"
+SECRET_NAME = re.compile(r"key|token|secret|password", re.IGNORECASE)
+# `name=value` inside a string: a Hydra override, or Hydra's comma-joined override_dirname.
+_ASSIGNMENT = re.compile(
+    r"(?P<name>[\w.+~/-]*(?:key|token|secret|password)[\w.-]*)=(?P<value>[^,\s]+)",
+    re.IGNORECASE,
+)
+MIN_SECRET_LEN = 6  # shorter env values ("1", "true") would redact ordinary text
+
+
+def is_secret_name(name: str) -> bool:
+    return bool(SECRET_NAME.search(name))
+
+
+def secret_env_values(environ: Mapping[str, str] | None = None) -> list[str]:
+    """Values of environment variables with secret-looking names, longest first."""
+    env = os.environ if environ is None else environ
+    values = {v for k, v in env.items() if is_secret_name(k) and len(v) >= MIN_SECRET_LEN}
+    return sorted(values, key=len, reverse=True)
+
+
+def redact_text(text: str, values: list[str] | None = None) -> str:
+    """``name=value`` pairs with secret names, and secret env values, replaced by ``***``."""
+    for value in secret_env_values() if values is None else values:
+        text = text.replace(value, REDACTED)
+    return _ASSIGNMENT.sub(lambda m: f"{m['name']}={REDACTED}", text)
+
+
+def redact_tree(node: Any, values: list[str] | None = None, secret: bool = False) -> Any:
+    """A plain container (dicts, lists, scalars) with every secret leaf replaced."""
+    values = secret_env_values() if values is None else values
+    if isinstance(node, Mapping):
+        return {
+            k: redact_tree(v, values, secret or is_secret_name(str(k))) for k, v in node.items()
+        }
+    if isinstance(node, (list, tuple)):
+        return [redact_tree(v, values, secret) for v in node]
+    if secret and node is not None and not isinstance(node, bool):
+        return REDACTED
+    return redact_text(node, values) if isinstance(node, str) else node
+
+
+def redact_config(cfg: DictConfig) -> DictConfig:
+    """A redacted, resolved copy of ``cfg`` (resolved first, so ``${oc.env:...}`` values are
+    caught too; as written if something cannot resolve outside a Hydra run)."""
+    try:
+        plain = OmegaConf.to_container(cfg, resolve=True)
+    except Exception:
+        plain = OmegaConf.to_container(cfg, resolve=False)
+    return OmegaConf.create(redact_tree(plain))
+
+
+def redact_overrides(overrides: list[str]) -> list[str]:
+    return [redact_text(o) for o in overrides]
+
+
+def redact_argv() -> None:
+    """Redact ``sys.argv`` in place: wandb (and anything else) records the command line."""
+    sys.argv[1:] = redact_overrides(sys.argv[1:])
+
+
+def redact_yaml_file(path: Path) -> None:
+    """Rewrite a saved YAML config with its secrets replaced (temp file, then rename)."""
+    original = OmegaConf.load(path)
+    redacted = OmegaConf.create(redact_tree(OmegaConf.to_container(original, resolve=False)))
+    if redacted == original:
+        return
+    tmp = path.with_name(f".{path.name}.tmp")
+    OmegaConf.save(redacted, tmp)
+    os.replace(tmp, path)

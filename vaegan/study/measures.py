@@ -1,0 +1,112 @@
+"""Per-run numbers the claim rules are made of: one float per run (or None when not logged).
+
+Each measure reads a `Run` (from `vaegan.analysis`) over *windows*: fractions of the run's
+length in generator steps, so the same rule reads the same phase of training at every scale.
+Raw series are averaged over a window (no smoothing: a window mean is already robust and its
+noise is what the interval over seeds measures).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+
+from vaegan.analysis.diagnose import diagnose, grad_means, rel_change
+from vaegan.analysis.runs import Run
+
+Window = tuple[float, float]  # fractions of the run's steps, e.g. (0.9, 1.0)
+MIN_POINTS = 3  # a slope needs this many logged points in its window
+
+
+def run_steps(run: Run) -> float:
+    """Training length in generator steps: the configured `steps`, else the last logged step."""
+    steps = run.info.get("steps") or run.cfg("steps")
+    return float(steps) if steps else run.x_range[1]
+
+
+def bounds(run: Run, window: Window) -> tuple[float, float]:
+    """A window in absolute generator steps."""
+    steps = run_steps(run)
+    return window[0] * steps, window[1] * steps
+
+
+def mean(run: Run, metric: str, window: Window) -> float | None:
+    """Mean of `metric` over the window; None when it has no point there."""
+    s = run.get(metric)
+    if s is None:
+        return None
+    w = s.between(*bounds(run, window))
+    return float(w.y.mean()) if len(w) else None
+
+
+def ratio(run: Run, metric: str, window: Window, over: Window) -> float | None:
+    """Mean over `window` divided by the mean over `over` (e.g. KL late / KL at the start)."""
+    num, den = mean(run, metric, window), mean(run, metric, over)
+    if num is None or den is None or den == 0:
+        return None
+    return num / den
+
+
+def change(run: Run, metric: str, window: Window) -> float | None:
+    """Least-squares slope × window length / the window's level: 0.1 = moved by 10 % of its
+    level across the window (the definition `vaegan-diagnose` uses)."""
+    s = run.get(metric)
+    if s is None:
+        return None
+    return rel_change(s, *bounds(run, window), MIN_POINTS)
+
+
+def per_dim(run: Run, metric: str, window: Window) -> float | None:
+    """Window mean divided by the number of latent dims (KL per dim across latent sizes)."""
+    value, dims = mean(run, metric, window), run.latent_dims
+    return None if value is None or not dims else value / dims
+
+
+def part_of_rise(run: Run, part: str, total: str, window: Window, over: Window) -> float | None:
+    """Share of the rise of `total` from `over` to `window` that `part` accounts for."""
+    p1, p0 = mean(run, part, window), mean(run, part, over)
+    t1, t0 = mean(run, total, window), mean(run, total, over)
+    if None in (p1, p0, t1, t0) or t1 == t0:
+        return None
+    return (p1 - p0) / (t1 - t0)
+
+
+def encoder_share(run: Run, terms: Sequence[str] | str, window: Window) -> float | None:
+    """Encoder part of the `terms`' gradient norms: Σ encoder / Σ (encoder + decoder)."""
+    means = grad_means(run, *bounds(run, window))
+    picked = [means[t] for t in _terms(terms) if t in means]
+    if not picked:
+        return None
+    total = sum(e + d for e, d in picked)
+    return sum(e for e, _ in picked) / total if total > 0 else None
+
+
+def encoder_share_of(run: Run, term: str, window: Window) -> float | None:
+    """`term`'s share of the encoder's gradient: its encoder norm / Σ over all terms'."""
+    means = grad_means(run, *bounds(run, window))
+    total = sum(e for e, _ in means.values())
+    if term not in means or total <= 0:
+        return None
+    return means[term][0] / total
+
+
+def verdict_is(run: Run, verdict: str) -> float | None:
+    """1.0 when `vaegan-diagnose` (default thresholds) gives this verdict, else 0.0."""
+    return float(diagnose(run).verdict == verdict)
+
+
+def _terms(terms: Sequence[str] | str) -> list[str]:
+    return [terms] if isinstance(terms, str) else list(terms)
+
+
+MEASURES: dict[str, Callable[..., float | None]] = {
+    "mean": mean,
+    "ratio": ratio,
+    "change": change,
+    "per_dim": per_dim,
+    "part_of_rise": part_of_rise,
+    "encoder_share": encoder_share,
+    "encoder_share_of": encoder_share_of,
+    "verdict_is": verdict_is,
+}
+WINDOW_PARAMS = ("window", "over")  # parameters that name a window of the study config
+

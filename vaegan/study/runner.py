@@ -1,0 +1,129 @@
+"""Train the study's arms through the real training path, one normal run dir per arm × seed.
+
+In-process (``vaegan.train.run`` on a config composed from ``conf/train.yaml`` exactly as
+``vaegan-train`` would compose it) rather than one ``vaegan-train`` process per run: start-up
+(imports, data) would otherwise cost more than a tiny arm's training. Each run dir gets the
+files Hydra writes (``.hydra/config.yaml``, ``overrides.yaml``, ``hydra.yaml``) so
+``vaegan.analysis`` and ``vaegan-compare`` read it like any other run.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import shutil
+import time
+import traceback
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from hydra import compose, initialize_config_dir
+from hydra.core.global_hydra import GlobalHydra
+from hydra.core.hydra_config import HydraConfig
+from omegaconf import DictConfig, OmegaConf, open_dict
+
+from vaegan.train import CONFIG_DIR, run
+
+DONE_FILE = "study_done.json"  # written last: a run dir without it is re-trained
+
+
+@dataclass(frozen=True)
+class Job:
+    """One training run of the study: an arm at one seed, with its full override list."""
+
+    arm: str
+    seed: int
+    overrides: tuple[str, ...]
+    run_dir: Path
+
+
+@dataclass
+class JobResult:
+    job: Job
+    ok: bool
+    seconds: float
+    cpu_seconds: float = 0.0  # process CPU time: comparable across machine load, unlike wall
+    cached: bool = False
+    error: str | None = None
+
+
+def compose_train_config(run_dir: Path, overrides: Sequence[str]) -> DictConfig:
+    """``conf/train.yaml`` composed with ``overrides``, its run dir set to ``run_dir``."""
+    GlobalHydra.instance().clear()
+    with initialize_config_dir(config_dir=CONFIG_DIR, version_base="1.3"):
+        cfg = compose(
+            "train",
+            overrides=[*overrides, f"hydra.run.dir={run_dir}"],
+            return_hydra_config=True,
+        )
+    HydraConfig.instance().set_config(cfg)  # run() reads the overrides from it
+    with open_dict(cfg):
+        cfg.paths.output_dir = str(run_dir)
+    return cfg
+
+
+def write_hydra_files(cfg: DictConfig, run_dir: Path, overrides: Sequence[str]) -> None:
+    """What Hydra writes into ``RUN_DIR/.hydra`` for a job, so the run dir is a normal one."""
+    hydra_dir = run_dir / ".hydra"
+    hydra_dir.mkdir(parents=True, exist_ok=True)
+    task = OmegaConf.masked_copy(cfg, [k for k in cfg if k != "hydra"])
+    OmegaConf.save(task, hydra_dir / "config.yaml")
+    OmegaConf.save(OmegaConf.create({"hydra": cfg.hydra}), hydra_dir / "hydra.yaml")
+    OmegaConf.save(OmegaConf.create(list(overrides)), hydra_dir / "overrides.yaml")
+
+
+def is_done(job: Job) -> bool:
+    """True when ``job.run_dir`` holds a finished run trained with exactly these overrides."""
+    marker = job.run_dir / DONE_FILE
+    if not marker.is_file():
+        return False
+    return json.loads(marker.read_text()).get("overrides") == list(job.overrides)
+
+
+def train_job(job: Job) -> None:
+    """Train one run in-process; raises whatever training raises."""
+    if job.run_dir.exists():  # a half-written or outdated run: start it clean
+        shutil.rmtree(job.run_dir)
+    cfg = compose_train_config(job.run_dir, job.overrides)
+    write_hydra_files(cfg, job.run_dir, job.overrides)
+    result = run(cfg, run_dir=job.run_dir)
+    marker = {"arm": job.arm, "seed": job.seed, "overrides": list(job.overrides),
+              "gen_step": result["gen_step"]}
+    (job.run_dir / DONE_FILE).write_text(json.dumps(marker, indent=2))
+
+
+def quiet_lightning() -> None:
+    """One line per run from the study instead of Lightning's banners for every run."""
+    for name in ("lightning", "lightning.pytorch", "lightning.fabric"):
+        logging.getLogger(name).setLevel(logging.ERROR)
+
+
+def run_jobs(
+    jobs: Sequence[Job],
+    fresh: bool = False,
+    train: Callable[[Job], None] = train_job,
+    say: Callable[[str], None] = print,
+) -> list[JobResult]:
+    """Train every job not already done; a failing job is reported, never stops the others."""
+    quiet_lightning()
+    results = []
+    for i, job in enumerate(jobs, 1):
+        tag = f"[{i}/{len(jobs)}] {job.arm} seed={job.seed}"
+        if not fresh and is_done(job):
+            results.append(JobResult(job, ok=True, seconds=0.0, cached=True))
+            say(f"{tag}: done before, kept ({job.run_dir})")
+            continue
+        start, cpu_start = time.perf_counter(), time.process_time()
+        error = None
+        try:
+            train(job)
+        except Exception as err:  # noqa: BLE001 - one arm's failure must not end the study
+            error = f"{err!r}"
+            job.run_dir.mkdir(parents=True, exist_ok=True)
+            (job.run_dir / "study_error.txt").write_text(traceback.format_exc())
+        seconds, cpu = time.perf_counter() - start, time.process_time() - cpu_start
+        results.append(JobResult(job, error is None, seconds, cpu, error=error))
+        status = f"FAILED: {error}" if error else "ok"
+        say(f"{tag}: {seconds:.1f} s wall, {cpu:.1f} s CPU, {status}")
+    return results

@@ -33,7 +33,7 @@ bench: install
 	$(BIN)/python -m vaegan.bench $(ARGS)
 
 # The KL study (README "The KL study"): trains every arm x seed of conf/study/study.yaml and
-# writes study/REPORT.md. SCALE=small (default, ~30 min on 2 quiet CPU cores) | full (GPU) |
+# writes study/REPORT.md. SCALE=small (default, ~20 min on 2 quiet CPU cores) | full (GPU) |
 # tiny (seconds, what the test runs). ARGS="only=[C1,F2]" for some claims; ARGS=fresh=true
 # retrains runs that finished before.
 study: install

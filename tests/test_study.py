@@ -13,7 +13,8 @@ import pytest
 from vaegan.analysis.runs import Run, Series, load_run
 from vaegan.study import measures
 from vaegan.study.__main__ import main
-from vaegan.study.config import StudyConfigError, Test, evaluate_expr, expand, load_study
+from vaegan.study.config import StudyConfigError, Test, load_study
+from vaegan.study.expressions import ExpressionError, evaluate_expr, expand
 from vaegan.study.rules import (
     INCONCLUSIVE,
     NOT_SUPPORTED,
@@ -165,8 +166,9 @@ def test_override_expressions():
     assert expand("schedule.warmup_steps={0.1*steps}", names) == "schedule.warmup_steps=40"
     assert float(expand("beta={beta*pixels}", names)[5:]) == pytest.approx(0.3072)
     assert expand("beta={100*beta}", names) == "beta=0.01"
-    with pytest.raises(StudyConfigError):
-        evaluate_expr("__import__('os').getcwd()", names)
+    for bad in ("__import__('os').getcwd()", "steps ** 2", "steps +"):
+        with pytest.raises(ExpressionError):
+            evaluate_expr(bad, names)
 
 
 # ---------------------------------------------------------------- running

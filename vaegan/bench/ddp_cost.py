@@ -89,7 +89,7 @@ def _compare(
         r = Ratio.of(times["ddp"], times[key])
         rows.append({
             "name": f"{label} vs {key}", "ratio": r.ratio, "low": r.low, "high": r.high,
-            "ddp_s_per_step": r.a, f"{key}_s_per_step": r.b, "global_batch": batch,
+            "ddp_s_per_step": r.a, "baseline_s_per_step": r.b, "global_batch": batch,
             "steps": steps, "repeats": repeats,
         })
     return rows

@@ -10,7 +10,6 @@ from __future__ import annotations
 import sys
 from collections.abc import Sequence
 
-import torch
 from hydra.errors import HydraException
 
 from vaegan.study.config import StudyConfigError, load_study
@@ -32,12 +31,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     print(f"KL study, scale={study.scale}: {len(study.claims)} claims,"
           f" {len(study.needed_arms())} arms x {len(study.seeds)} seeds = {len(jobs)} runs of"
           f" {study.steps} steps under {study.runs_dir}")
-    threads = torch.get_num_threads()
-    try:
-        torch.set_num_threads(study.threads or threads)
-        results = run_jobs(jobs, fresh=study.fresh)
-    finally:  # in-process callers (the test) keep their own setting
-        torch.set_num_threads(threads)
+    results = run_jobs(jobs, fresh=study.fresh, workers=study.workers, threads=study.threads)
     report = write_study_report(study, results)
     print(f"report: {report}")
     failed = [r for r in results if not r.ok]

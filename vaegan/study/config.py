@@ -7,9 +7,6 @@ every condition parses, and the GAN windows sit on ``gan_start_frac``.
 
 from __future__ import annotations
 
-import ast
-import operator
-import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -19,6 +16,7 @@ from hydra import compose, initialize_config_dir
 from hydra.core.global_hydra import GlobalHydra
 from omegaconf import OmegaConf
 
+from vaegan.study.expressions import expand
 from vaegan.study.measures import MEASURES, WINDOW_PARAMS
 from vaegan.study.rules import Condition
 from vaegan.study.runner import Job, compose_train_config
@@ -110,7 +108,8 @@ class Study:
     windows: dict[str, tuple[float, float]]
     arms: dict[str, Arm]
     claims: dict[str, Claim]
-    threads: int | None  # torch CPU threads (None: torch's default)
+    workers: int  # runs trained at once (processes)
+    threads: int | None  # torch CPU threads per run (None: torch's default)
     names: dict[str, float]  # values {expressions} in overrides may use
     common: tuple[str, ...]  # overrides of every run (scale, defaults, extra)
     raw: dict[str, Any] = field(default_factory=dict)
@@ -134,45 +133,6 @@ class Study:
     def jobs(self) -> list[Job]:
         return [Job(arm, seed, self.overrides(arm, seed), self.run_dir(arm, seed))
                 for arm in self.needed_arms() for seed in self.seeds]
-
-
-# ---------------------------------------------------------------- {expressions}
-
-_OPS = {ast.Add: operator.add, ast.Sub: operator.sub, ast.Mult: operator.mul,
-        ast.Div: operator.truediv}
-_EXPR = re.compile(r"\{([^{}]+)\}")
-
-
-def evaluate_expr(expr: str, names: Mapping[str, float]) -> float:
-    """Arithmetic (+ - * /) over numbers and ``names``; nothing else is allowed."""
-
-    def ev(node: ast.AST) -> float:
-        if isinstance(node, ast.Expression):
-            return ev(node.body)
-        if isinstance(node, ast.Constant) and isinstance(node.value, (int, float)):
-            return node.value
-        if isinstance(node, ast.Name) and node.id in names:
-            return names[node.id]
-        if isinstance(node, ast.BinOp) and type(node.op) in _OPS:
-            return _OPS[type(node.op)](ev(node.left), ev(node.right))
-        if isinstance(node, ast.UnaryOp) and isinstance(node.op, ast.USub):
-            return -ev(node.operand)
-        raise StudyConfigError(f"{{{expr}}}: only numbers, + - * / and {sorted(names)}")
-
-    return ev(ast.parse(expr.strip(), mode="eval"))
-
-
-def expand(text: str, names: Mapping[str, float]) -> str:
-    """Replace each ``{expr}`` in an override by its value; an expression over ``steps`` is a
-    step count and is rounded to an integer (at least 1)."""
-
-    def sub(m: re.Match) -> str:
-        value = evaluate_expr(m.group(1), names)
-        if re.search(r"\bsteps\b", m.group(1)):
-            return str(max(1, int(round(value))))
-        return f"{value:g}" if value == int(value) else repr(float(value))
-
-    return _EXPR.sub(sub, text)
 
 
 # ---------------------------------------------------------------- loading and checking
@@ -210,6 +170,7 @@ def load_study(overrides: Sequence[str] = ()) -> Study:
         seeds=tuple(int(s) for s in scale["seeds"]), runs_dir=Path(raw["runs_dir"]),
         out_dir=Path(raw["out_dir"]), fresh=bool(raw["fresh"]),
         confidence=float(raw["confidence"]), windows=windows, arms=arms, claims=claims,
+        workers=int(scale.get("workers") or 1),
         threads=None if scale.get("threads") is None else int(scale["threads"]),
         names=names, common=common, raw=raw,
     )

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import textwrap
 from pathlib import Path
 
 import numpy as np
@@ -57,5 +58,5 @@ def plot_claim(claim: Claim, runs_by_arm: dict[str, list[Run]], path: Path) -> P
         if ys:
             ax.legend(fontsize=7)
     axes[-1].set_xlabel("generator step")
-    fig.suptitle(f"{claim.id}: {claim.text}", fontsize=9)
+    fig.suptitle(textwrap.fill(f"{claim.id}: {claim.text}", 100), fontsize=9)
     return save(fig, path)

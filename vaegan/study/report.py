@@ -27,8 +27,7 @@ def test_numbers(t: Test, r: TestResult) -> str:
     if not r.values:
         return f"– ({r.missing})"
     seeds = ", ".join(_num(v) for v in r.values.values())
-    note = f"; {r.missing}" if r.missing else ""
-    return f"{seeds} → {r.interval.text()}{note}"
+    return f"{seeds} → {r.interval.text()}"
 
 
 def rule_text(t: Test) -> str:
@@ -117,7 +116,9 @@ def render(study: Study, claims: Sequence[ClaimResult], jobs: Sequence[JobResult
         "## Summary", "", summary_table(claims), "",
         "## What this scale can and cannot show", "",
         *[f"- {line}" for line in scale.get("caveats", [])], "",
-        "## Arms", "", f"Every run: `{' '.join(study.common)}`", "", arms_table(study), "",
+        "## Arms", "", f"Every run: `{' '.join(study.common)}`", "",
+        *[f"Family `{name}`: `{' '.join(ov)}`  " for name, ov in study.raw["families"].items()],
+        "", arms_table(study), "",
     ]
     for res in claims:
         lines += claim_section(res, study, plots.get(res.claim.id))
@@ -160,7 +161,7 @@ def write_study_report(study: Study, jobs: Sequence[JobResult]) -> Path:
     report.write_text(render(study, claims, jobs, plots))
     (out / "results.json").write_text(json.dumps(results_json(claims), indent=2))
     readme = study.raw["scale"].get("readme")
-    if readme:
+    if readme and study.out_dir == Path(study.raw["scale"]["out_dir"]):  # the committed report
         update_readme(Path(readme), summary_table(claims))
     return report
 

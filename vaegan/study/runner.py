@@ -11,13 +11,16 @@ from __future__ import annotations
 
 import json
 import logging
+import multiprocessing
 import shutil
 import time
 import traceback
 from collections.abc import Callable, Sequence
+from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import dataclass
 from pathlib import Path
 
+import torch
 from hydra import compose, initialize_config_dir
 from hydra.core.global_hydra import GlobalHydra
 from hydra.core.hydra_config import HydraConfig
@@ -99,31 +102,77 @@ def quiet_lightning() -> None:
         logging.getLogger(name).setLevel(logging.ERROR)
 
 
+def attempt(job: Job, train: Callable[[Job], None] = train_job) -> JobResult:
+    """Train one job, timing it; an exception becomes a failed result (and study_error.txt)."""
+    start, cpu_start = time.perf_counter(), time.process_time()
+    error = None
+    try:
+        train(job)
+    except Exception as err:  # noqa: BLE001 - one arm's failure must not end the study
+        error = f"{err!r}"
+        job.run_dir.mkdir(parents=True, exist_ok=True)
+        (job.run_dir / "study_error.txt").write_text(traceback.format_exc())
+    seconds, cpu = time.perf_counter() - start, time.process_time() - cpu_start
+    return JobResult(job, error is None, seconds, cpu, error=error)
+
+
+def _worker_init(threads: int | None) -> None:
+    quiet_lightning()
+    if threads:
+        torch.set_num_threads(threads)
+
+
 def run_jobs(
     jobs: Sequence[Job],
     fresh: bool = False,
     train: Callable[[Job], None] = train_job,
     say: Callable[[str], None] = print,
+    workers: int = 1,
+    threads: int | None = None,
 ) -> list[JobResult]:
-    """Train every job not already done; a failing job is reported, never stops the others."""
-    quiet_lightning()
-    results = []
-    for i, job in enumerate(jobs, 1):
-        tag = f"[{i}/{len(jobs)}] {job.arm} seed={job.seed}"
+    """Train every job not already done; a failing job is reported, never stops the others.
+
+    ``workers`` > 1 trains that many runs at once in spawned processes (``train`` must then
+    be picklable), each with ``threads`` torch threads: on a small CPU, runs side by side with
+    one thread each use the cores better than one run with several threads.
+    """
+    results: dict[int, JobResult] = {}
+    todo = []
+    for i, job in enumerate(jobs):
         if not fresh and is_done(job):
-            results.append(JobResult(job, ok=True, seconds=0.0, cached=True))
-            say(f"{tag}: done before, kept ({job.run_dir})")
-            continue
-        start, cpu_start = time.perf_counter(), time.process_time()
-        error = None
+            results[i] = JobResult(job, ok=True, seconds=0.0, cached=True)
+            say(f"{_tag(i, jobs)}: done before, kept ({job.run_dir})")
+        else:
+            todo.append(i)
+
+    def report(i: int, result: JobResult) -> None:
+        results[i] = result
+        status = f"FAILED: {result.error}" if result.error else "ok"
+        say(f"{_tag(i, jobs)}: {result.seconds:.1f} s wall, {result.cpu_seconds:.1f} s CPU,"
+            f" {status}")
+
+    if workers <= 1:
+        previous = torch.get_num_threads()
+        _worker_init(threads)
         try:
-            train(job)
-        except Exception as err:  # noqa: BLE001 - one arm's failure must not end the study
-            error = f"{err!r}"
-            job.run_dir.mkdir(parents=True, exist_ok=True)
-            (job.run_dir / "study_error.txt").write_text(traceback.format_exc())
-        seconds, cpu = time.perf_counter() - start, time.process_time() - cpu_start
-        results.append(JobResult(job, error is None, seconds, cpu, error=error))
-        status = f"FAILED: {error}" if error else "ok"
-        say(f"{tag}: {seconds:.1f} s wall, {cpu:.1f} s CPU, {status}")
-    return results
+            for i in todo:
+                report(i, attempt(jobs[i], train))
+        finally:  # in-process callers (tests) keep their own setting
+            torch.set_num_threads(previous)
+    else:
+        context = multiprocessing.get_context("spawn")
+        with ProcessPoolExecutor(workers, mp_context=context, initializer=_worker_init,
+                                 initargs=(threads,)) as pool:
+            futures = {pool.submit(attempt, jobs[i], train): i for i in todo}
+            for future in as_completed(futures):
+                i = futures[future]
+                try:
+                    result = future.result()
+                except Exception as err:  # noqa: BLE001 - a worker died (e.g. out of memory)
+                    result = JobResult(jobs[i], ok=False, seconds=0.0, error=f"{err!r}")
+                report(i, result)
+    return [results[i] for i in range(len(jobs))]
+
+
+def _tag(i: int, jobs: Sequence[Job]) -> str:
+    return f"[{i + 1}/{len(jobs)}] {jobs[i].arm} seed={jobs[i].seed}"

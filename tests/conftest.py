@@ -6,12 +6,9 @@ import os
 from pathlib import Path
 
 import pytest
-from hydra import compose, initialize_config_dir
-from hydra.core.global_hydra import GlobalHydra
-from hydra.core.hydra_config import HydraConfig
-from omegaconf import DictConfig, open_dict
+from omegaconf import DictConfig
 
-from vaegan.train import CONFIG_DIR, run
+from vaegan.train import compose_train_config, run
 
 os.environ.setdefault("WANDB_MODE", "offline")
 os.environ.setdefault("WANDB_SILENT", "true")
@@ -19,18 +16,8 @@ os.environ.setdefault("WANDB_SILENT", "true")
 
 def compose_config(run_dir: Path, *overrides: str, debug: str | None = "tiny") -> DictConfig:
     """The composed ``conf/train.yaml`` as ``vaegan-train`` would see it, run dir ``run_dir``."""
-    GlobalHydra.instance().clear()
     extra = [f"debug={debug}"] if debug else []
-    with initialize_config_dir(config_dir=CONFIG_DIR, version_base="1.3"):
-        cfg = compose(
-            "train",
-            overrides=[*extra, *overrides, f"hydra.run.dir={run_dir}"],
-            return_hydra_config=True,
-        )
-    HydraConfig.instance().set_config(cfg)
-    with open_dict(cfg):
-        cfg.paths.output_dir = str(run_dir)
-    return cfg
+    return compose_train_config(run_dir, [*extra, *overrides])
 
 
 def train_tiny(run_dir: Path, *overrides: str, debug: str | None = "tiny") -> dict:

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import logging
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -15,7 +16,7 @@ import lightning as L
 from hydra.core.hydra_config import HydraConfig
 from hydra.utils import instantiate
 from lightning.pytorch.loggers import Logger
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import DictConfig, OmegaConf, open_dict
 
 from vaegan.checkpoint_io import AtomicCheckpointIO, check_resumable
 from vaegan.config import faults_config, schedules, validate
@@ -141,6 +142,25 @@ def diagnose_run(run_dir: Path) -> None:
 
 # An absolute path: Hydra would resolve a relative one as a Python package ("conf").
 CONFIG_DIR = str(Path(__file__).resolve().parent.parent / "conf")
+
+
+def compose_train_config(run_dir: Path, overrides: Sequence[str] = ()) -> DictConfig:
+    """``conf/train.yaml`` composed with ``overrides`` outside a Hydra app (tests, bench,
+    study), with the Hydra config registered so ``run()`` sees the overrides and run dir."""
+    from hydra import compose, initialize_config_dir
+    from hydra.core.global_hydra import GlobalHydra
+
+    GlobalHydra.instance().clear()
+    with initialize_config_dir(config_dir=CONFIG_DIR, version_base="1.3"):
+        cfg = compose(
+            "train",
+            overrides=[*overrides, f"hydra.run.dir={run_dir}"],
+            return_hydra_config=True,
+        )
+    HydraConfig.instance().set_config(cfg)
+    with open_dict(cfg):
+        cfg.paths.output_dir = str(run_dir)
+    return cfg
 
 
 @hydra.main(version_base="1.3", config_path=CONFIG_DIR, config_name="train")

@@ -19,8 +19,8 @@ from omegaconf import OmegaConf
 from vaegan.study.expressions import expand
 from vaegan.study.measures import MEASURES, WINDOW_PARAMS
 from vaegan.study.rules import Condition
-from vaegan.study.runner import Job, compose_train_config
-from vaegan.train import CONFIG_DIR
+from vaegan.study.runner import Job
+from vaegan.train import CONFIG_DIR, compose_train_config
 
 STUDY_CONFIG_DIR = str(Path(CONFIG_DIR) / "study")
 # Overrides every study run gets: one line per run instead of progress bars, a checkpoint and

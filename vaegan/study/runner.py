@@ -21,12 +21,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import torch
-from hydra import compose, initialize_config_dir
-from hydra.core.global_hydra import GlobalHydra
-from hydra.core.hydra_config import HydraConfig
-from omegaconf import DictConfig, OmegaConf, open_dict
+from omegaconf import DictConfig, OmegaConf
 
-from vaegan.train import CONFIG_DIR, run
+from vaegan.train import compose_train_config, run
 
 DONE_FILE = "study_done.json"  # written last: a run dir without it is re-trained
 
@@ -49,21 +46,6 @@ class JobResult:
     cpu_seconds: float = 0.0  # process CPU time: comparable across machine load, unlike wall
     cached: bool = False
     error: str | None = None
-
-
-def compose_train_config(run_dir: Path, overrides: Sequence[str]) -> DictConfig:
-    """``conf/train.yaml`` composed with ``overrides``, its run dir set to ``run_dir``."""
-    GlobalHydra.instance().clear()
-    with initialize_config_dir(config_dir=CONFIG_DIR, version_base="1.3"):
-        cfg = compose(
-            "train",
-            overrides=[*overrides, f"hydra.run.dir={run_dir}"],
-            return_hydra_config=True,
-        )
-    HydraConfig.instance().set_config(cfg)  # run() reads the overrides from it
-    with open_dict(cfg):
-        cfg.paths.output_dir = str(run_dir)
-    return cfg
 
 
 def write_hydra_files(cfg: DictConfig, run_dir: Path, overrides: Sequence[str]) -> None:

@@ -9,7 +9,12 @@ import torch
 from torch.distributions import Normal, kl_divergence
 
 from vaegan.models import AutoencoderKL, PatchGANDiscriminator
-from vaegan.models.autoencoder import AttnBlock, Downsample, group_norm
+from vaegan.models.autoencoder import (
+    ACTIVATION_CHECKPOINTING,
+    AttnBlock,
+    Downsample,
+    group_norm,
+)
 from vaegan.models.distributions import DiagonalGaussian, clamp_fraction, posterior_from_moments
 
 
@@ -289,3 +294,55 @@ def test_discriminator_init_and_bias_policy() -> None:
 def test_bad_discriminator_norm_raises() -> None:
     with pytest.raises(ValueError, match="norm.*batch"):
         PatchGANDiscriminator(norm="layer")
+
+
+def _saved_activation_bytes(model: AutoencoderKL, x: torch.Tensor) -> int:
+    """Bytes the forward keeps for backward (each storage once, parameters left out)."""
+    seen = {p.untyped_storage()._cdata for p in model.parameters()}
+    total = 0
+
+    def pack(t: torch.Tensor) -> torch.Tensor:
+        nonlocal total
+        if t.untyped_storage()._cdata not in seen:
+            seen.add(t.untyped_storage()._cdata)
+            total += t.untyped_storage().nbytes()
+        return t
+
+    with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
+        model(x)
+    return total
+
+
+def test_activation_checkpointing_saves_memory_and_keeps_gradients() -> None:
+    kwargs = {**SMALL, "dropout": 0.2}  # dropout: the recompute must replay the same masks
+    x = torch.randn(2, 1, 16, 16)
+    saved, grads = {}, {}
+    for mode in ACTIVATION_CHECKPOINTING:
+        torch.manual_seed(0)
+        model = AutoencoderKL(**kwargs, activation_checkpointing=mode)
+        saved[mode] = _saved_activation_bytes(model, x)
+        torch.manual_seed(1)
+        xrec, post = model(x)
+        rec = (xrec - x).abs().sum()
+        # LDM's adaptive weight: a gradient at the last layer, graph kept, then the backward
+        (g_last,) = torch.autograd.grad(rec, model.last_layer, retain_graph=True)
+        (rec + post.kl().sum()).backward()
+        grads[mode] = torch.cat([g_last.flatten(), *(p.grad.flatten() for p in model.parameters())])
+    assert saved["blocks"] < saved["norm_act"] < saved["none"], saved
+    for mode in ("norm_act", "blocks"):
+        torch.testing.assert_close(grads[mode], grads["none"], rtol=1e-5, atol=1e-5)
+
+
+def test_activation_checkpointing_keeps_weights_and_inference() -> None:
+    torch.manual_seed(0)
+    plain = AutoencoderKL(**SMALL).eval()
+    blocks = AutoencoderKL(**SMALL, activation_checkpointing="norm_act").eval()
+    assert plain.state_dict().keys() == blocks.state_dict().keys()
+    blocks.load_state_dict(plain.state_dict())
+    blocks.set_activation_checkpointing("blocks")
+    x = torch.randn(2, 1, 16, 16)
+    with torch.no_grad():
+        expected = plain(x, sample_posterior=False)[0]
+        assert torch.equal(blocks(x, sample_posterior=False)[0], expected)
+    with pytest.raises(ValueError, match="activation_checkpointing"):
+        plain.set_activation_checkpointing("everything")

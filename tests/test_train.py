@@ -74,6 +74,7 @@ def test_resume_continues_schedules_from_generator_step(tmp_path):
         ("model.ch_mult=[1,1,1,1,1,1,1]", "data.image_size"),
         ("trainer.max_steps=100", "steps"),
         ("model.z_channels=0", "model.z_channels"),
+        ("model.activation_checkpointing=all", "model.activation_checkpointing"),
     ],
 )
 def test_bad_config_names_the_key(tmp_path, override, key):
@@ -101,3 +102,19 @@ def test_console_script_runs_a_tiny_run(tmp_path):
     assert f"run dir: {tmp_path}" in proc.stdout
     assert (tmp_path / ".hydra" / "config.yaml").is_file()
     assert (tmp_path / "csv" / "metrics.csv").is_file()
+
+
+def test_activation_checkpointing_trains_the_same_run(tmp_path):
+    # GAN on from step 3: the adaptive weight and the gradient-attribution callback take
+    # several gradients of one graph whose blocks are recomputed in backward.
+    def losses(mode: str) -> dict[str, dict[int, float]]:
+        run_dir = tmp_path / mode
+        train_tiny(run_dir, "steps=6", "gan_start=3", f"model.activation_checkpointing={mode}")
+        rows = read_metrics(run_dir)
+        return {name: column(rows, name) for name in ("train/loss", "train/d_loss")}
+
+    plain = losses("none")
+    assert len(plain["train/loss"]) == 6 and len(plain["train/d_loss"]) == 3
+    blocks = losses("blocks")
+    for name, values in plain.items():
+        assert blocks[name] == pytest.approx(values, rel=1e-4), name

@@ -14,6 +14,7 @@ from omegaconf import DictConfig, ListConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
 from vaegan.faults import FaultsConfig
+from vaegan.models.autoencoder import ACTIVATION_CHECKPOINTING
 from vaegan.schedules import BETA_SCHEDULES, BetaSchedule, GanSchedule
 
 
@@ -136,6 +137,12 @@ def validate(cfg: DictConfig) -> None:
     _require(len(model.ch_mult) >= 1, "model.ch_mult must list at least one multiplier")
     for key in ("z_channels", "embed_dim", "ch", "num_res_blocks"):
         _require(model[key] >= 1, f"model.{key}={model[key]} must be >= 1")
+    mode = model.get("activation_checkpointing", "none")
+    _require(
+        mode in ACTIVATION_CHECKPOINTING,
+        f"model.activation_checkpointing={mode!r} is unknown; allowed: "
+        f"{', '.join(ACTIVATION_CHECKPOINTING)}",
+    )
     factor = 2 ** (len(model.ch_mult) - 1)
     size = cfg.data.image_size
     _require(

@@ -42,9 +42,10 @@ def main(argv: list[str] | None = None) -> str:
         device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
     else:
         device = torch.device(args.device)
-    report = run(profile, device, shlex.join(["python -m vaegan.bench", *argv]), args.only)
-    print(report)
     args.out.parent.mkdir(parents=True, exist_ok=True)
+    command = shlex.join(["python", "-m", "vaegan.bench", *argv])
+    report = run(profile, device, command, args.only, partial=args.out.write_text)
+    print(report)
     args.out.write_text(report)
     print(f"written to {args.out}", file=sys.stderr)
     return report

@@ -9,12 +9,9 @@ from __future__ import annotations
 from collections.abc import Sequence
 from pathlib import Path
 
-from hydra import compose, initialize_config_dir
-from hydra.core.global_hydra import GlobalHydra
-from hydra.core.hydra_config import HydraConfig
-from omegaconf import DictConfig, open_dict
+from omegaconf import DictConfig
 
-from vaegan.train import CONFIG_DIR
+from vaegan.train import compose_train_config
 
 BASE = ("experiment=quickstart", "loss.objective.perceptual.pretrained=false")
 # The tiniest model that still runs every code path (AlexNet-LPIPS needs >= 32 px).
@@ -33,14 +30,4 @@ def bench_config(run_dir: Path, overrides: Sequence[str] = ()) -> DictConfig:
     ``overrides``, writing into ``run_dir``."""
     own_experiment = any(o.startswith("experiment=") for o in overrides)
     base = [o for o in BASE if not (own_experiment and o.startswith("experiment="))]
-    GlobalHydra.instance().clear()
-    with initialize_config_dir(config_dir=CONFIG_DIR, version_base="1.3"):
-        cfg = compose(
-            "train",
-            overrides=[*base, *overrides, f"hydra.run.dir={run_dir}"],
-            return_hydra_config=True,
-        )
-    HydraConfig.instance().set_config(cfg)
-    with open_dict(cfg):
-        cfg.paths.output_dir = str(run_dir)
-    return cfg
+    return compose_train_config(run_dir, [*base, *overrides])

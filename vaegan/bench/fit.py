@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import copy
 import logging
 import os
 import warnings
@@ -87,5 +88,5 @@ class FitBench:
     def __call__(self) -> float:
         clock = BatchClock(self.warmup, self.warmup + self.steps)
         self.calls += 1
-        fit(self.cfg.copy(), self.datamodule, self.run_dir / f"fit{self.calls}", clock)
+        fit(copy.deepcopy(self.cfg), self.datamodule, self.run_dir / f"fit{self.calls}", clock)
         return clock.per_batch()

@@ -32,6 +32,8 @@ def vanilla_attention(block: AttnBlock, x: Tensor) -> Tensor:
 
 
 def ldm_ops(p: Players) -> None:
+    """LDM's swish and attention, and none of vaegan's activation checkpointing."""
+    p.ae.set_activation_checkpointing("none")
     for module in p.ae.modules():
         for name, child in module.named_children():
             if isinstance(child, nn.SiLU):

@@ -9,7 +9,9 @@ is held against; the measured rows check it at the sizes a CPU can run.
 
 from __future__ import annotations
 
+import copy
 import json
+from collections import Counter
 from dataclasses import dataclass
 from typing import Any
 
@@ -31,7 +33,7 @@ class Case:
     design: str  # vaegan | reference | fit
     phase: str
     sd: bool = False  # at the profile's ``sd_size`` instead of its ``size``
-    flag: str | None = None  # bench-only model changes, ``+``-joined (``model_changes``)
+    flag: str | None = None  # model changes, ``+``-joined (``model_changes.PREPARES``)
 
 
 REFERENCE = Case("reference", GAN_ON, True, "ldm_ops")  # LDM's design and its model ops
@@ -40,17 +42,16 @@ MEASURED: tuple[tuple[str, Case, Case], ...] = (
     ("vaegan / reference, GAN off", Case("vaegan", GAN_OFF), Case("reference", GAN_OFF)),
     ("`Trainer.fit` / plain loop, GAN on", Case("fit", GAN_ON), Case("vaegan", GAN_ON)),
     ("vaegan / reference with LDM's model ops, GAN on", Case("vaegan", GAN_ON, True), REFERENCE),
-    ("vaegan + GroupNorm·SiLU recomputed (bench-only) / reference with LDM's ops, GAN on",
-     Case("vaegan", GAN_ON, True, "recompute_norm_act"), REFERENCE),
+    ("vaegan, `model.activation_checkpointing=none` / reference with LDM's ops, GAN on",
+     Case("vaegan", GAN_ON, True, "ac_none"), REFERENCE),
 )
 # label, model change of the numerator, target; the denominator is always REFERENCE's
 PROJECTED: tuple[tuple[str, str | None, Target | None], ...] = (
-    ("vaegan / reference (LDM's design and model ops: x·σ(x), softmax attention)", None,
-     Target(0.6, at_most=True)),
-    ("vaegan + GroupNorm·SiLU recomputed in backward (bench-only) / reference",
-     "recompute_norm_act", None),
-    ("vaegan + activation checkpointing of the autoencoder blocks (bench-only) / reference",
-     "checkpoint_blocks", None),
+    ("vaegan as configured (`model.activation_checkpointing={mode}`) / reference (LDM's design "
+     "and model ops: x·σ(x), softmax attention)", None, Target(0.6, at_most=True)),
+    ("vaegan, `model.activation_checkpointing=none` / reference", "ac_none", None),
+    ("vaegan, `model.activation_checkpointing=norm_act` / reference", "ac_norm_act", None),
+    ("vaegan, `model.activation_checkpointing=blocks` / reference", "ac_blocks", None),
 )
 
 
@@ -100,31 +101,34 @@ def measured(ctx: Context) -> list[Row]:
     return rows
 
 
-def _generator_pass(ctx: Context, change: str | None) -> tuple[dict[str, int], int, float]:
-    """Saved bytes by network, gradient bytes and the factor to SD's batch·pixels."""
-    cfg = ctx.config(*ctx.profile.sd_size, GAN_ON)
-    players = build_players(cfg, ctx.device)
-    if change:
-        PREPARES[change](players)
-    x = synthetic_batch(cfg, ctx.device)
-    trainable = [*players.ae.parameters(), *players.disc.parameters()]
-    grads = sum(t.numel() * t.element_size() for t in trainable if t.requires_grad)
-    return saved_bytes(players, x), grads, SD_PIXELS / (x.shape[0] * x.shape[-2] * x.shape[-1])
-
-
 def projected(ctx: Context) -> list[Row]:
-    ref_parts, grads, scale = _generator_pass(ctx, "ldm_ops")
-    ref = sum(ref_parts.values()) * scale + grads
+    """Saved activations × SD's batch·pixels / this batch's, + gradients, for each variant."""
+    cfg = ctx.config(*ctx.profile.sd_size, GAN_ON)
+    built = build_players(cfg, ctx.device)  # once: initialising kl-f8 and VGG takes a while
+    x = synthetic_batch(cfg, ctx.device)
+    scale = SD_PIXELS / (x.shape[0] * x.shape[-2] * x.shape[-1])
+    trainable = [*built.ae.parameters(), *built.disc.parameters()]
+    grads = sum(t.numel() * t.element_size() for t in trainable if t.requires_grad)
+
+    def saved(change: str | None) -> Counter[str]:
+        players = copy.deepcopy(built)
+        if change:
+            PREPARES[change](players)
+        return saved_bytes(players, x)
+
+    ref = sum(saved("ldm_ops").values()) * scale + grads
+    mode = cfg.model.get("activation_checkpointing", "none")
     rows = []
     for label, change, target in PROJECTED:
-        parts, _, _ = _generator_pass(ctx, change)
+        parts = saved(change)
         mine = sum(parts.values()) * scale + grads
         split = ", ".join(
             f"{k} {v / sum(parts.values()):.0%}" for k, v in parts.most_common() if v > 0
         )
         rows.append(
             Row(
-                "4", f"step memory projected to 256 px, batch 12: {label}", f"{mine / ref:.2f}×",
+                "4", f"step memory projected to 256 px, batch 12: {label.format(mode=mode)}",
+                f"{mine / ref:.2f}×",
                 f"{mine / GIB:.1f} vs {ref / GIB:.1f} GiB (activations saved by one generator "
                 f"pass at {_size_label(ctx, True)} × {scale:.0f}, + {grads / MIB:.0f} MiB "
                 f"gradients); split: {split}",

@@ -43,7 +43,7 @@ def diagnostics(ctx: Context) -> list[Row]:
     target = Target(1.03, at_most=True)
     rows = external_rows(
         "2", "diagnostics cost", "callbacks_cost", target,
-        steps=p.steps, repeats=p.repeats, warmup=p.warmup, overrides=p.size,
+        steps=p.steps, repeats=p.external_repeats, warmup=p.warmup, overrides=p.size,
     )
     if rows is not None:
         return rows

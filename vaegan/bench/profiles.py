@@ -19,6 +19,9 @@ class Profile:
     sd_size: tuple[str, ...]  # Stable Diffusion's kl-f8 model at a size a CPU can step
     compile: bool  # torch.compile costs minutes of compilation on a CPU
     fresh_memory_process: bool = True  # one process per memory probe (else: this one, inexact)
+    # repeats for the measurements other modules own (callbacks_cost times >= 50 steps per fit,
+    # ddp_cost starts processes): they are most of the bench's runtime
+    external_repeats: int = 3
 
 
 FULL = Profile(
@@ -30,7 +33,7 @@ QUICK = replace(
     FULL, warmup=1, steps=3, repeats=3, size=("data.batch_size=16",),
     batch_sizes=(8, 16, 32), image_sizes=(32, 64), image_batch=8,
     sd_size=(*SD_KL_F8, "data.image_size=32", "data.batch_size=1"), compile=False,
-    fresh_memory_process=False,
+    fresh_memory_process=False, external_repeats=1,
 )
 
 
@@ -39,5 +42,5 @@ def tiny(base: Profile) -> Profile:
     return replace(
         base, warmup=1, steps=2, repeats=min(base.repeats, 2), size=TINY,
         batch_sizes=(2, 4), image_sizes=(32, 64), image_batch=2,
-        sd_size=(), fresh_memory_process=False,
+        sd_size=(), fresh_memory_process=False, external_repeats=1,
     )

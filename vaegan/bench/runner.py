@@ -30,7 +30,7 @@ def ddp(ctx: Context) -> list[Row]:
     title = "DDP: 2 processes / 1 process, same global batch"
     rows = external_rows(
         "DDP", title, "ddp_cost", None,
-        steps=p.steps, repeats=p.repeats, warmup=p.warmup, overrides=p.size,
+        steps=p.steps, repeats=p.external_repeats, warmup=p.warmup, overrides=p.size,
     )
     return rows or [Row("DDP", title, "not run", "`vaegan.bench.ddp_cost` is not present")]
 
@@ -67,11 +67,19 @@ def _load() -> str:
 
 
 def run(
-    profile: Profile, device: torch.device, command: str, only: list[str] | None = None
+    profile: Profile, device: torch.device, command: str, only: list[str] | None = None,
+    partial: Callable[[str], None] | None = None,
 ) -> str:
-    """The whole report as markdown; progress goes to stderr."""
+    """The whole report as markdown; progress goes to stderr, and the report so far to
+    ``partial`` after every section (a long run that dies keeps what it measured)."""
     started, load_before = time.perf_counter(), _load()
     rows: list[Row] = []
+
+    def report() -> str:
+        minutes = (time.perf_counter() - started) / 60
+        header = _header(profile, device, command, minutes, load_before)
+        return "\n".join([*header, render(rows), ""])
+
     with tempfile.TemporaryDirectory() as tmp:
         ctx = Context(profile, device, Path(tmp))
         for name, section in SECTIONS.items():
@@ -84,8 +92,15 @@ def run(
             except Exception as err:  # noqa: BLE001 - report it in the table, keep going
                 rows.append(failed_row(name, f"section `{name}`", err))
             print(f"[bench] {name}: {time.perf_counter() - t0:.0f} s", file=sys.stderr, flush=True)
-    minutes = (time.perf_counter() - started) / 60
-    header = [
+            if partial is not None:
+                partial(report())
+    return report()
+
+
+def _header(
+    profile: Profile, device: torch.device, command: str, minutes: float, load_before: str
+) -> list[str]:
+    return [
         f"`{command}` — {dt.datetime.now().astimezone():%Y-%m-%d %H:%M %Z}, {_machine(device)}, "
         f"torch {torch.__version__}; {minutes:.1f} min; load average (1/5/15 min) "
         f"{load_before} before, {_load()} after.",
@@ -94,4 +109,3 @@ def run(
         f"times {profile.steps} batches after {profile.warmup} warm-up batches.",
         "",
     ]
-    return "\n".join([*header, render(rows), ""])

@@ -19,9 +19,13 @@ import torch
 K = TypeVar("K")
 
 
+# Asked once: on a CUDA build without a GPU, ``is_available`` costs milliseconds per call.
+_CUDA = torch.cuda.is_available()
+
+
 def sync() -> None:
     """Wait for queued GPU work, so wall-clock stamps mean finished work."""
-    if torch.cuda.is_available() and torch.cuda.is_initialized():
+    if _CUDA and torch.cuda.is_initialized():
         torch.cuda.synchronize()
 
 

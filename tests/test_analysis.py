@@ -29,6 +29,8 @@ from vaegan.analysis.diagnose import (
     FLAG_PLATEAU,
     INCONCLUSIVE,
     MALIGNANT,
+    grad_means,
+    last_step_before,
 )
 from vaegan.analysis.runs import find_metrics
 
@@ -273,6 +275,26 @@ def test_plateau_after_gan_start_measures_slopes_and_grad_shares(tmp_path: Path)
     text = " ".join(d.explanation)
     assert "KL flattened after GAN start" in text
     assert "consistent with G2" in text and "not consistent" not in text
+
+
+def test_before_gan_window_stops_short_of_gan_start(tmp_path: Path) -> None:
+    # As in real runs: no adversarial gradient is logged before gan_start (empty cells).
+    root = plateau(tmp_path / "r")
+    metrics = root / "csv" / "metrics.csv"
+    with open(metrics, newline="") as fh:
+        rows = list(csv.DictReader(fh))
+    for row in rows:
+        if row["gen_step"] and float(row["gen_step"]) < GS:
+            row["grad/adv/encoder"] = row["grad/adv/decoder"] = ""
+    with open(metrics, "w", newline="") as fh:
+        writer = csv.DictWriter(fh, fieldnames=list(rows[0]))
+        writer.writeheader()
+        writer.writerows(rows)
+    run = load_run(root)
+    assert "adv" not in grad_means(run, 0, last_step_before(GS))
+    assert "adv" in grad_means(run, GS, GS)
+    d = diagnose(run)
+    assert d.evidence["grad_kl_share_of_encoder_before_gan"] == pytest.approx(0.1 / 0.6, rel=1e-4)
 
 
 def test_no_causal_claim_when_kl_was_flat_before_gan_start(tmp_path: Path) -> None:

@@ -469,6 +469,11 @@ def _gan_plateau(dg: _Diagnoser, gs: float, w: float) -> None:
     _grad_shares(dg, gs, w)
 
 
+def last_step_before(gan_start: float) -> float:
+    """Upper bound of a before-GAN window: step `gan_start` itself already has the GAN on."""
+    return gan_start - 0.5
+
+
 def grad_means(run: Run, lo: float, hi: float) -> dict[str, tuple[float, float]]:
     """Mean (encoder, decoder) gradient norm per loss term over [lo, hi]."""
     out = {}
@@ -487,7 +492,7 @@ def _grad_shares(dg: _Diagnoser, gs: float, w: float) -> None:
     shares = {t: e / max(e + d, 1e-30) for t, (e, d) in after.items()}
     for term, share in shares.items():
         dg.ev(f"grad_{term}_encoder_share_after_gan", share)
-    before = grad_means(dg.run, gs - w, gs)
+    before = grad_means(dg.run, gs - w, last_step_before(gs))
     for label, means in (("before", before), ("after", after)):
         total = sum(e for e, _ in means.values())
         if "kl" in means and total > 0:

@@ -12,7 +12,13 @@ from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.colors import LogNorm
 from matplotlib.figure import Figure
 
-from vaegan.analysis.diagnose import GRAD_TERMS, SMOOTH_FRAC, grad_means, smooth
+from vaegan.analysis.diagnose import (
+    GRAD_TERMS,
+    SMOOTH_FRAC,
+    grad_means,
+    last_step_before,
+    smooth,
+)
 from vaegan.analysis.runs import Run, Series
 
 
@@ -180,7 +186,7 @@ def plot_grad_shares(run: Run, path: Path) -> Path | None:
     x0, x1 = run.x_range
     gs = run.gan_start
     periods = (
-        [("before GAN", x0, gs), ("after GAN", gs, x1)]
+        [("before GAN", x0, last_step_before(gs)), ("after GAN", gs, x1)]
         if gs is not None and x0 < gs < x1
         else [("whole run", x0, x1)]
     )

@@ -365,8 +365,7 @@ def test_diagnose_cli(tmp_path: Path, capsys) -> None:
 
 def test_console_script(tmp_path: Path) -> None:
     script = Path(sys.executable).parent / "vaegan-diagnose"
-    if not script.exists():
-        pytest.skip("console script not installed (pip install -e .)")
+    assert script.exists(), "console script not installed: make install (pip install -e .)"
     run_dir = benign(tmp_path / "r")
     proc = subprocess.run([str(script), str(run_dir)], capture_output=True, text=True, timeout=120)
     assert proc.returncode == 0, proc.stderr

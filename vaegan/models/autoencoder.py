@@ -41,9 +41,9 @@ ACTIVATION_CHECKPOINTING = ("none", "norm_act", "blocks")
 - ``none``: keep every activation (fastest).
 - ``norm_act``: recompute each GroupNorm -> SiLU from the norm's input, so SiLU's input is not
   kept: one of the three tensors each norm-act-conv saves (``make bench``: 0.57x the reference's
-  projected kl-f8 memory vs 0.78x, for ~6 % more time per step on CPU).
+  projected kl-f8 memory vs 0.78x, for ~7 % more time per step on CPU).
 - ``blocks``: keep only each ResNet/attention/resampling block's input and rerun the block in
-  backward (0.24x, ~18 % more time).
+  backward (0.24x, ~19 % more time).
 """
 
 
@@ -63,8 +63,9 @@ def _grad_needed(x: Tensor) -> bool:
 class NormActConv(nn.Sequential):
     """GroupNorm -> SiLU -> [Dropout] -> conv3x3 (pre-activation); index -1 is the conv.
 
-    A plain Sequential (so state-dict keys match LDM's layout) whose norm -> SiLU pair can be
-    recomputed in backward (`recompute_norm_act`) instead of keeping the norm's output.
+    A Sequential (its state-dict keys are those of the plain Sequential it replaced) whose
+    norm -> SiLU pair can be recomputed in backward (`recompute_norm_act`) instead of keeping
+    the norm's output.
     """
 
     recompute_norm_act: bool = False

@@ -78,6 +78,16 @@ def test_nonfinite_term_skips_the_step_and_training_goes_on(tmp_path, caplog, te
         assert weights[2] == 0.0 and all(math.isfinite(w) for w in weights.values()), weights
 
 
+def test_skipped_step_count_survives_a_resume(tmp_path):
+    first, second = tmp_path / "first", tmp_path / "second"
+    train_tiny(first, "steps=5", *FAST, "faults.inject_nan={term: d_loss, at_step: 2, count: 2}")
+    ckpt = first / "checkpoints" / "last.ckpt"
+    assert torch.load(ckpt, weights_only=False)["vaegan"]["nonfinite"]["skipped"] == 2
+    train_tiny(second, "steps=7", *FAST, f"ckpt_path={ckpt}")
+    skipped = column(read_metrics(second), "train/nonfinite_steps")
+    assert min(skipped) == 5 and set(skipped.values()) == {2.0}, skipped
+
+
 def test_consecutive_nonfinite_steps_save_and_stop_with_the_fix(tmp_path, monkeypatch, capsys):
     code, err = run_main(
         monkeypatch, capsys, "debug=tiny", f"hydra.run.dir={tmp_path}", "steps=12", *FAST,

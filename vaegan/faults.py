@@ -119,6 +119,15 @@ class NonFiniteGuard:
         self._consecutive = dict.fromkeys(PLAYERS, 0)
         self._last_good: dict[str, tuple[int, dict[str, Tensor]]] = {}
 
+    def state_dict(self) -> dict[str, Any]:
+        """The counters a resumed run continues from (equal on every DDP rank: ranks skip
+        together)."""
+        return {"skipped": self.skipped, "consecutive": dict(self._consecutive)}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self.skipped = int(state.get("skipped", 0))
+        self._consecutive.update({k: int(v) for k, v in state.get("consecutive", {}).items()})
+
     # ------------------------------------------------------------------ test hook
     def _injecting(self, step: int, term: str) -> bool:
         nan = self.config.inject_nan

@@ -233,12 +233,15 @@ class VAEGAN(L.LightningModule):
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         # Saved at a generator-step boundary; the RNG states make the posterior noise after a
         # resume the noise the uninterrupted run draws (tests/test_resume.py).
-        checkpoint["vaegan"] = {"gen_step": self.gen_step, "rng": rng.capture()}
+        checkpoint["vaegan"] = {
+            "gen_step": self.gen_step, "rng": rng.capture(), "nonfinite": self.guard.state_dict(),
+        }
 
     def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         state = checkpoint.get("vaegan", {})
         self.gen_step = int(state.get("gen_step", 0))
         self._rng_on_train_start = state.get("rng")
+        self.guard.load_state_dict(state.get("nonfinite", {}))
 
     def on_train_start(self) -> None:
         """Restore the checkpoint's RNG states last, after Lightning has set everything up."""

@@ -117,23 +117,23 @@ def _last_values(job_dir: Path) -> dict[str, float | None]:
 
 def sweep_jobs(sweep_dir: Path, since: float = 0.0) -> list[Path]:
     """The job dirs of a sweep (those with Hydra output written at or after ``since``)."""
-    from vaegan.analysis.runs import _natural_key
+    from vaegan.analysis.runs import natural_key
 
     def written(job: Path) -> float:  # files, not the dir: a rerun overwrites them in place
         return max((p.stat().st_mtime for p in (job / ".hydra").iterdir()), default=0.0)
 
     jobs = [d for d in sweep_dir.iterdir() if (d / ".hydra").is_dir() and written(d) >= since]
-    return sorted(jobs, key=_natural_key)
+    return sorted(jobs, key=natural_key)
 
 
 def summarize(sweep_dir: Path, since: float = 0.0) -> tuple[str, int]:
     """The markdown summary of a sweep dir and its number of failed jobs."""
-    from vaegan.analysis.compare import _parse_overrides
+    from vaegan.analysis.compare import parse_overrides
     from vaegan.analysis.diagnose import fmt
     from vaegan.analysis.report import md_table
 
     jobs = sweep_jobs(sweep_dir, since)
-    swept = [_parse_overrides(_job_overrides(j)) for j in jobs]
+    swept = [parse_overrides(_job_overrides(j)) for j in jobs]
     keys = list(dict.fromkeys(k for s in swept for k in s))
     keys = [k for k in keys if len({s.get(k) for s in swept}) > 1] or keys
     rows, failed = [], 0

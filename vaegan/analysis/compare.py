@@ -36,7 +36,7 @@ class Comparison:
     table: Path
 
 
-def _parse_overrides(overrides: Sequence[str]) -> dict[str, str]:
+def parse_overrides(overrides: Sequence[str]) -> dict[str, str]:
     out = {}
     for item in overrides:
         key, sep, value = item.partition("=")
@@ -48,7 +48,7 @@ def _parse_overrides(overrides: Sequence[str]) -> dict[str, str]:
 
 def run_labels(runs: Sequence[Run]) -> list[str]:
     """`key=value` of the overrides that differ between runs; the dir name when none do."""
-    parsed = [_parse_overrides(r.overrides) for r in runs]
+    parsed = [parse_overrides(r.overrides) for r in runs]
     keys = list(dict.fromkeys(k for p in parsed for k in p))
     differing = [k for k in keys if len({p.get(k) for p in parsed}) > 1]
     labels = [

@@ -325,7 +325,7 @@ def _run_root(metrics: Path, top: Path | None = None) -> Path:
     return next(d for d in metrics.parents if not _LOGGER_DIRS.match(d.name))
 
 
-def _natural_key(path: Path) -> list[Any]:
+def natural_key(path: Path) -> list[Any]:
     return [int(t) if t.isdigit() else t for t in re.split(r"(\d+)", str(path))]
 
 
@@ -337,7 +337,7 @@ def find_runs(path: str | Path) -> list[Path]:
     roots = {_run_root(m, top) for m in top.rglob(METRICS_FILE)}
     if not roots:
         raise RunDirError(f"{top}: no {METRICS_FILE} below it (not a run directory?)")
-    return sorted(roots, key=_natural_key)
+    return sorted(roots, key=natural_key)
 
 
 def load_runs(paths: Iterable[str | Path]) -> list[Run]:

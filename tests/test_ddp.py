@@ -12,6 +12,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
 from hydra.core.override_parser.overrides_parser import OverridesParser
 
 from tests.conftest import compose_config
@@ -56,9 +57,13 @@ def assert_one_ddp_run(run_dir: Path, steps: int) -> None:
     assert max(column(rows, "train/d_loss")) >= 2  # the GAN was on
 
 
-def test_ddp_run_keeps_ranks_identical_and_writes_one_run_dir(tmp_path):
+@pytest.mark.parametrize("checkpointing", ["none", "blocks"])  # recompute under DDP's hooks
+def test_ddp_run_keeps_ranks_identical_and_writes_one_run_dir(tmp_path, checkpointing):
     run_dir = tmp_path / "run"
-    proc = vaegan_train(tmp_path, *DDP, "steps=5", f"hydra.run.dir={run_dir}")
+    proc = vaegan_train(
+        tmp_path, *DDP, "steps=5", f"model.activation_checkpointing={checkpointing}",
+        f"hydra.run.dir={run_dir}",
+    )
     assert proc.stdout.count(f"run dir: {run_dir}") >= 1
     assert sorted(p.name for p in tmp_path.iterdir()) == ["run"]
     assert_one_ddp_run(run_dir, steps=5)

@@ -141,7 +141,7 @@ def diagnose_run(run_dir: Path) -> None:
 
 
 # An absolute path: Hydra would resolve a relative one as a Python package ("conf").
-CONFIG_DIR = str(Path(__file__).resolve().parent.parent / "conf")
+CONFIG_DIR = str(Path(__file__).resolve().parent / "conf")  # links to conf/ in a checkout
 
 
 def compose_train_config(run_dir: Path, overrides: Sequence[str] = ()) -> DictConfig:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -17,7 +18,7 @@ from hydra.core.override_parser.overrides_parser import OverridesParser
 
 from tests.conftest import compose_config
 from tests.test_train import column, read_metrics
-from vaegan.ddp import child_command
+from vaegan.ddp import JobObserver, child_command
 
 REPO = Path(__file__).resolve().parent.parent
 EXE = Path(sys.executable).parent / "vaegan-train"
@@ -30,12 +31,12 @@ DDP = (
 )
 
 
-def vaegan_train(cwd: Path, *args: str) -> subprocess.CompletedProcess:
+def vaegan_train(cwd: Path, *args: str, returncode: int = 0) -> subprocess.CompletedProcess:
     env = {**os.environ, "PYTHONPATH": str(REPO)}  # rank 1 imports tests.probes too
     proc = subprocess.run(
         [str(EXE), *args], cwd=cwd, env=env, capture_output=True, text=True, timeout=240
     )
-    assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-4000:]
+    assert proc.returncode == returncode, proc.stdout[-2000:] + proc.stderr[-4000:]
     return proc
 
 
@@ -85,6 +86,33 @@ def test_ddp_multirun_gives_each_job_one_run_dir(tmp_path):
     summary = (sweep / "summary.md").read_text()
     assert summary.count("completed") == 2 and "0 failed" in summary, summary
     assert "sweep summary:" in proc.stdout
+
+
+def test_a_failing_ddp_job_is_reported_and_the_sweep_goes_on(tmp_path):
+    # Job 0 stops on every rank (a NaN adversarial term twice in a row). Lightning's own child
+    # observer outlived the job and SIGKILLed the sweep over rank 1's exit code.
+    sweep = tmp_path / "sweep"
+    proc = vaegan_train(
+        tmp_path, "-m", *DDP, "steps=5", "faults.inject_nan={term: g_adv, at_step: 2, count: 3}",
+        "faults.max_consecutive_nonfinite=2,100", f"hydra.sweep.dir={sweep}", returncode=1,
+    )
+    assert "NonFiniteLossError" in (sweep / "0" / "FAILED").read_text()
+    assert_one_ddp_run(sweep / "1", steps=5)
+    summary = (sweep / "summary.md").read_text()
+    assert "1 failed" in summary and summary.count("completed") == 1, summary
+    assert "sweep summary:" in proc.stdout
+
+
+def test_job_observer_stops_with_its_job():
+    failed = subprocess.Popen([sys.executable, "-c", "raise SystemExit(3)"])
+    failed.wait()
+    observer = JobObserver([failed], poll_s=0.01, grace_s=60)
+    observer.start()
+    time.sleep(0.2)  # it has seen the failure and waits for rank 0 to fail on its own
+    assert observer.is_alive()
+    observer.stop()
+    observer.join(timeout=5)
+    assert not observer.is_alive()  # and this process is still here
 
 
 def test_child_command_reruns_this_job_as_a_single_run(tmp_path):

@@ -35,13 +35,16 @@ from __future__ import annotations
 
 import os
 import re
+import signal
 import subprocess
 import sys
+import threading
 from collections.abc import Callable
 from datetime import timedelta
 from typing import Any
 
 import torch
+from lightning.fabric.utilities.distributed import _set_num_threads_if_needed
 from lightning.pytorch.strategies import DDPStrategy
 from lightning.pytorch.strategies.launchers.subprocess_script import _SubprocessScriptLauncher
 
@@ -89,23 +92,68 @@ def _hydra_active() -> bool:
     return HydraConfig.initialized()
 
 
+class JobObserver(threading.Thread):
+    """Watches one job's child ranks; stopped when the job ends.
+
+    Lightning's observer outlives the job and SIGKILLs the main process as soon as any child
+    has a non-zero exit code: in a multirun that kills the whole sweep when one DDP job fails
+    (its children exit with the error, or are killed by ``launch``). Here a failed child first
+    gives rank 0 ``grace_s`` to fail on its own (with gloo it does at once: the peer's socket
+    closes; the same error on every rank raises on rank 0 too), which ``launch`` reports as a
+    failed job. Only a rank 0 still running after that, hung in a collective with a dead
+    peer, is ended as Lightning ends it.
+    """
+
+    def __init__(
+        self, procs: list[subprocess.Popen], poll_s: float = 2.0, grace_s: float = CHILD_WAIT_S
+    ) -> None:
+        super().__init__(daemon=True, name="vaegan-child-observer")
+        self.procs, self.poll_s, self.grace_s = procs, poll_s, grace_s
+        self._stopped = threading.Event()
+
+    def stop(self) -> None:
+        self._stopped.set()
+
+    def run(self) -> None:
+        while not self._stopped.wait(self.poll_s):
+            if any(proc.poll() not in (None, 0) for proc in self.procs):
+                if self._stopped.wait(self.grace_s):
+                    return
+                for proc in self.procs:
+                    proc.kill()
+                os.kill(os.getpid(), signal.SIGKILL)
+
+
 class HydraJobLauncher(_SubprocessScriptLauncher):
-    """Lightning's subprocess launcher, with children that re-run this Hydra job, not argv."""
+    """Lightning's subprocess launcher, with children that re-run this Hydra job, not argv, and
+    an observer (`JobObserver`) that ends with the job."""
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self._run_dir: str | None = None
 
     def launch(self, function: Callable, *args: Any, trainer: Any = None, **kwargs: Any) -> Any:
+        """Lightning's launch, with a child-process observer that lives as long as this job."""
         self._run_dir = str(trainer.default_root_dir) if trainer is not None else None
         environ, threads = dict(os.environ), torch.get_num_threads()
+        self.cluster_environment.validate_settings(
+            num_devices=self.num_processes, num_nodes=self.num_nodes
+        )
+        observer = None
         try:
-            return super().launch(function, *args, trainer=trainer, **kwargs)
+            if not self.cluster_environment.creates_processes_externally:
+                self._call_children_scripts()
+                observer = JobObserver(self.procs)
+                observer.start()
+            _set_num_threads_if_needed(num_processes=self.num_processes)
+            return function(*args, **kwargs)
         except BaseException:
             for proc in self.procs:  # they would wait for rank 0 in a collective until timeout
                 proc.kill()
             raise
         finally:
+            if observer is not None:
+                observer.stop()
             if self.procs or not self.cluster_environment.creates_processes_externally:
                 self._end_job(environ, threads)
 

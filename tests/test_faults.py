@@ -262,9 +262,8 @@ def test_bad_config_value_is_one_line_naming_the_key(tmp_path, overrides, key):
     assert key in str(err.value) and "\n" not in str(err.value)
 
 
+@pytest.mark.skipif(torch.cuda.is_available(), reason="this machine has a GPU")
 def test_gpu_trainer_without_gpus_is_refused(tmp_path):
-    if torch.cuda.is_available():
-        pytest.skip("this machine has a GPU")
     with pytest.raises(ConfigError, match="trainer.devices=1 but this machine has 0 CUDA GPUs"):
         validate(compose_config(tmp_path, "trainer=gpu"))
 

@@ -14,7 +14,10 @@ from omegaconf import DictConfig, ListConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
 from vaegan.faults import FaultsConfig
-from vaegan.models.autoencoder import ACTIVATION_CHECKPOINTING
+from vaegan.models.autoencoder import (
+    ACTIVATION_CHECKPOINTING,
+    activation_checkpointing_error,
+)
 from vaegan.schedules import BETA_SCHEDULES, BetaSchedule, GanSchedule
 
 
@@ -138,11 +141,7 @@ def validate(cfg: DictConfig) -> None:
     for key in ("z_channels", "embed_dim", "ch", "num_res_blocks"):
         _require(model[key] >= 1, f"model.{key}={model[key]} must be >= 1")
     mode = model.get("activation_checkpointing", "none")
-    _require(
-        mode in ACTIVATION_CHECKPOINTING,
-        f"model.activation_checkpointing={mode!r} is unknown; allowed: "
-        f"{', '.join(ACTIVATION_CHECKPOINTING)}",
-    )
+    _require(mode in ACTIVATION_CHECKPOINTING, activation_checkpointing_error(mode))
     factor = 2 ** (len(model.ch_mult) - 1)
     size = cfg.data.image_size
     _require(

@@ -164,3 +164,14 @@ def check_resumable(path: str | os.PathLike, module: nn.Module) -> None:
             f"ckpt_path={path} does not match this config's model: {problem}; resume with the "
             "config it was trained with (its run dir's .hydra/config.yaml)"
         )
+
+
+def checkpoint_gen_step(path: str | os.PathLike) -> int:
+    """The number of generator steps a vaegan checkpoint has completed (0 when not recorded).
+
+    What decides whether a run (or one branch of a ``gan_control`` pair) is finished, without
+    building a model: ``steps`` at or below it means there is nothing left to train.
+    """
+    ckpt = _load(Path(os.path.expanduser(str(path))))
+    state = ckpt.get("vaegan", {}) if isinstance(ckpt, dict) else {}
+    return int(state.get("gen_step", 0))

@@ -98,3 +98,21 @@ def test_preemption_checkpoints_requeues_and_resumes_exactly(straight, tmp_path,
     resumed = train_tiny(run_dir, *overrides)  # the requeued job: same command, same dir
     assert resumed["gen_step"] == 2 * N
     assert_same_run(straight, [run_dir])
+
+
+def test_resume_from_the_end_of_training_checkpoint_is_exact(tmp_path):
+    """The most common resume: extend a finished run. Default callbacks and data (the tiny
+    preset saves every 6 steps, so the cut at 4 is the checkpoint written at train end)."""
+    common = ("seed=7", "gan_start=3", "loss.objective.perceptual_weight=0")
+    straight, first, second = tmp_path / "straight", tmp_path / "first", tmp_path / "second"
+    train_tiny(straight, *common, f"steps={2 * N}")
+    train_tiny(first, *common, f"steps={N}")
+    ckpt = first / "checkpoints" / "last.ckpt"
+    train_tiny(second, *common, f"steps={2 * N}", f"ckpt_path={ckpt}")
+    ref, got = column(read_metrics(straight), "train/loss"), column(read_metrics(second), "train/loss")
+    assert sorted(got) == list(range(N, 2 * N))
+    for step in got:
+        assert got[step] == pytest.approx(ref[step], rel=1e-6), (step, got, ref)
+    a, b = final_state(straight), final_state(second)
+    for key in a:
+        torch.testing.assert_close(b[key], a[key], rtol=1e-5, atol=1e-7, msg=key)

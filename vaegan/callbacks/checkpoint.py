@@ -3,6 +3,11 @@
 Lightning's ``every_n_train_steps`` counts ``global_step``, which advances once per optimizer
 step: twice per batch once the GAN is on. This ModelCheckpoint saves ``last.ckpt`` every
 ``every_n_gen_steps`` generator steps and once more when training ends, whatever the phase.
+
+The final save happens at the end of the last generator step, inside the loop, not in
+``on_train_end``: by then Lightning has counted the epoch that ``should_stop`` cut short as
+finished (and run a validation), so a checkpoint written there resumes at the start of a new
+epoch, with another data order, and a resumed run drifts from the uninterrupted one.
 """
 
 from __future__ import annotations
@@ -44,7 +49,8 @@ class GenStepCheckpoint(ModelCheckpoint):
     def on_train_batch_end(
         self, trainer: L.Trainer, pl_module: Any, outputs: Any, batch: Any, batch_idx: int
     ) -> None:
-        if pl_module.gen_step % self.every_n_gen_steps == 0:
+        # should_stop: the module reached `steps` (or a callback stopped the run) this step
+        if pl_module.gen_step % self.every_n_gen_steps == 0 or trainer.should_stop:
             self.save_last_now(trainer, pl_module.gen_step)
 
     def on_train_epoch_end(self, trainer: L.Trainer, pl_module: Any) -> None:
@@ -54,4 +60,5 @@ class GenStepCheckpoint(ModelCheckpoint):
         """Nothing: saves follow the generator-step clock only."""
 
     def on_train_end(self, trainer: L.Trainer, pl_module: Any) -> None:
+        """A fallback for runs that ended without a step-boundary save (skips otherwise)."""
         self.save_last_now(trainer, pl_module.gen_step)

@@ -16,14 +16,18 @@ import lightning as L
 
 
 class SignalAt(L.Callback):
-    """Sends ``signal`` to this process after generator step ``gen_step`` (a pre-emption)."""
+    """Sends ``signal`` to this process after generator step ``gen_step`` (a pre-emption);
+    with ``run_dir_name``, only in a run dir of that name (e.g. a gan_control pair's
+    ``control``)."""
 
-    def __init__(self, gen_step: int, name: str = "SIGUSR1") -> None:
+    def __init__(self, gen_step: int, name: str = "SIGUSR1", run_dir_name: str | None = None):
         self.gen_step = gen_step
         self.signal = signal.Signals[name]
+        self.run_dir_name = run_dir_name
 
     def on_train_batch_end(self, trainer: L.Trainer, pl_module: Any, *args: Any) -> None:
-        if pl_module.gen_step == self.gen_step:
+        here = Path(trainer.default_root_dir).name
+        if pl_module.gen_step == self.gen_step and self.run_dir_name in (None, here):
             os.kill(os.getpid(), self.signal)
 
 

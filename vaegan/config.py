@@ -50,6 +50,8 @@ class RunSchema:
     steps: float
     seed: int = 0
     ckpt_path: str | None = None
+    gan_control: bool = False
+    branch: str | None = None
     run_name: str = "run"
     diagnose: bool = True
     faults: FaultsConfig = field(default_factory=FaultsConfig)
@@ -110,6 +112,33 @@ def _check_devices(trainer: DictConfig) -> None:
     )
 
 
+def _check_gan_control(cfg: DictConfig, gan_start: int, steps: int) -> None:
+    """The pair needs a GAN that switches on inside the run, at an optimizer-step boundary."""
+    branch = cfg.get("branch")
+    _require(
+        branch in (None, "gan", "control"),
+        f"branch={branch!r} is internal (set by gan_control); allowed: null, gan, control",
+    )
+    if not cfg.get("gan_control"):
+        return
+    _require(
+        bool(cfg.loss.get("gan", True)),
+        f"gan_control=true needs the GAN: loss={cfg.loss.get('name', 'this loss')} has "
+        "loss.gan=false; pick loss=vaegan or loss=ldm",
+    )
+    _require(
+        1 <= gan_start < steps,
+        f"gan_control=true needs 1 <= gan_start < steps (the fork lies inside the run); got "
+        f"gan_start={gan_start}, steps={steps}",
+    )
+    accumulate = int(cfg.optim.get("accumulate", 1))
+    _require(
+        gan_start % accumulate == 0,
+        f"gan_control=true forks at gan_start={gan_start}, which must be a multiple of "
+        f"optim.accumulate={accumulate} (an optimizer-step boundary)",
+    )
+
+
 def validate(cfg: DictConfig) -> None:
     """Check the values whose mistakes would otherwise surface deep inside torch or later."""
     _typed(RunSchema, {f.name: cfg[f.name] for f in fields(RunSchema) if f.name in cfg})
@@ -122,6 +151,7 @@ def validate(cfg: DictConfig) -> None:
     )
     steps = _number(cfg, "steps")
     _require(steps >= 1 and float(steps).is_integer(), f"steps={steps} must be an integer >= 1")
+    _check_gan_control(cfg, int(gan_start), int(steps))
     _require(
         cfg.schedule.kind in BETA_SCHEDULES,
         f"schedule.kind={cfg.schedule.kind!r} is unknown; allowed: {', '.join(BETA_SCHEDULES)}",

@@ -39,7 +39,7 @@ import signal
 import subprocess
 import sys
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from datetime import timedelta
 from typing import Any
 
@@ -56,18 +56,26 @@ _PLAIN = re.compile(r"^[\w./:@+-]+$")
 CHILD_WAIT_S = 120.0
 
 
-def _hydra_value(text: str) -> str:
+def hydra_value(text: str) -> str:
     """A string as a Hydra override value (quoted unless it is a plain path)."""
     if _PLAIN.match(text):
         return text
     return '"' + text.replace("\\", "\\\\").replace('"', '\\"') + '"'
 
 
-def child_command(run_dir: str, local_rank: int) -> tuple[list[str], str]:
-    """argv and cwd that re-run the current Hydra job as rank ``local_rank`` in ``run_dir``."""
+def _override_key(override: str) -> str:
+    return override.partition("=")[0].lstrip("~+")
+
+
+def child_command(
+    run_dir: str, local_rank: int, extra: Sequence[str] = ()
+) -> tuple[list[str], str]:
+    """argv and cwd that re-run the current Hydra job as rank ``local_rank`` in ``run_dir``;
+    ``extra`` overrides replace the job's own for the same keys (a ``gan_control`` branch)."""
     from hydra.core.hydra_config import HydraConfig
 
     hc = HydraConfig.get()
+    replaced = {_override_key(o) for o in extra}
     command = [sys.executable, "-m", "vaegan.train", f"--config-name={hc.job.config_name}"]
     for source in hc.runtime.config_sources:
         if source.schema != "file":
@@ -76,10 +84,11 @@ def child_command(run_dir: str, local_rank: int) -> tuple[list[str], str]:
             command.append(f"--config-path={source.path}")
         elif source.provider == "command-line":
             command.append(f"--config-dir={source.path}")
-    command += list(hc.overrides.task)
+    command += [o for o in hc.overrides.task if _override_key(o) not in replaced]
+    command += list(extra)
     command += [o for o in hc.overrides.hydra if not _PARENT_ONLY.match(o)]
     command += [
-        f"hydra.run.dir={_hydra_value(run_dir)}",
+        f"hydra.run.dir={hydra_value(run_dir)}",
         "hydra.output_subdir=null",  # the parent alone writes .hydra/
         f"hydra.job.name=train_ddp_process_{local_rank}",  # its log: RUN_DIR/<name>.log
     ]
@@ -128,9 +137,10 @@ class HydraJobLauncher(_SubprocessScriptLauncher):
     """Lightning's subprocess launcher, with children that re-run this Hydra job, not argv, and
     an observer (`JobObserver`) that ends with the job."""
 
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
+    def __init__(self, *args: Any, child_overrides: Sequence[str] = (), **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self._run_dir: str | None = None
+        self.child_overrides = list(child_overrides)
 
     def launch(self, function: Callable, *args: Any, trainer: Any = None, **kwargs: Any) -> Any:
         """Lightning's launch, with a child-process observer that lives as long as this job."""
@@ -185,22 +195,25 @@ class HydraJobLauncher(_SubprocessScriptLauncher):
         )
         os.environ.update(env)  # rank 0 reads them too (restored when the job ends)
         for local_rank in range(1, self.num_processes):
-            command, cwd = child_command(self._run_dir, local_rank)
+            command, cwd = child_command(self._run_dir, local_rank, self.child_overrides)
             child_env = {**env, "LOCAL_RANK": str(local_rank)}
             self.procs.append(subprocess.Popen(command, env=child_env, cwd=cwd))
 
 
 class HydraDDPStrategy(DDPStrategy):
     """``DDPStrategy`` with ``find_unused_parameters=True`` (see the module docstring) and
-    ``HydraJobLauncher``. ``timeout_s`` bounds a collective (a hung rank fails, not waits)."""
+    ``HydraJobLauncher``. ``timeout_s`` bounds a collective (a hung rank fails, not waits);
+    ``child_overrides`` are added to the child ranks' command (set by ``vaegan/control.py``)."""
 
     def __init__(
         self,
         find_unused_parameters: bool = True,
         timeout_s: float | None = None,
         process_group_backend: str | None = None,
+        child_overrides: Sequence[str] = (),
         **kwargs: Any,
     ) -> None:
+        self.child_overrides = list(child_overrides)
         if timeout_s is not None:
             kwargs["timeout"] = timedelta(seconds=timeout_s)
         super().__init__(
@@ -213,6 +226,7 @@ class HydraDDPStrategy(DDPStrategy):
         super()._configure_launcher()
         if isinstance(self._launcher, _SubprocessScriptLauncher):
             self._launcher = HydraJobLauncher(
-                self.cluster_environment, self.num_processes, self.num_nodes
+                self.cluster_environment, self.num_processes, self.num_nodes,
+                child_overrides=self.child_overrides,
             )
 

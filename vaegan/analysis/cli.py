@@ -52,6 +52,8 @@ def diagnose_main(argv: Sequence[str] | None = None) -> int:
         diagnosis = diagnose(run, thresholds)
         paths = render_report(run, diagnosis, thresholds)
         print(f"verdict: {diagnosis.headline}")
+        if diagnosis.gan_headline:
+            print(diagnosis.gan_headline)
         for path in paths:
             print(f"wrote {path}")
         return 0
@@ -83,7 +85,7 @@ def compare_main(argv: Sequence[str] | None = None) -> int:
         thresholds = DiagnosisThresholds.from_overrides(args.threshold)
         result = compare_runs(args.runs, args.out, thresholds)
         for label, d in zip(result.labels, result.diagnoses, strict=True):
-            print(f"{label}: {d.headline}")
+            print(f"{label}: {d.headline}" + (f"; {d.gan_headline}" if d.gan_headline else ""))
         print(f"wrote {result.figure}\nwrote {result.table}")
         return 0
 

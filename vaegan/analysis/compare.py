@@ -74,6 +74,11 @@ def plot_compare(runs: Sequence[Run], labels: Sequence[str], path: Path) -> Path
             sm = smooth(s, SMOOTH_FRAC)
             ax.plot(sm.x, sm.y, color=f"C{i % 10}", lw=1.3, label=label)
             ys.append(sm.y)
+            c = run.control.get(name) if run.control is not None else None
+            if c is not None:  # its no-GAN branch, dotted in the same colour
+                cs = smooth(c, SMOOTH_FRAC)
+                ax.plot(cs.x, cs.y, color=f"C{i % 10}", lw=1.3, ls=":")
+                ys.append(cs.y)
             gs = run.gan_start
             if gs is not None:
                 ax.axvline(gs, color=f"C{i % 10}", ls="--", lw=0.8, alpha=0.7)
@@ -82,7 +87,9 @@ def plot_compare(runs: Sequence[Run], labels: Sequence[str], path: Path) -> Path
         ax.set_title(title + ("" if ys else " (not logged)"), fontsize=10)
         ax.set_xlabel(runs[0].x_name if runs else "gen_step")
         ax.grid(alpha=0.3)
-    axes[0].legend(fontsize=7, title="dashed: gan_start", title_fontsize=7)
+    axes[0].legend(
+        fontsize=7, title="dashed: gan_start; dotted: no-GAN control", title_fontsize=7
+    )
     fig.suptitle(f"{len(runs)} runs")
     return save(fig, path)
 
@@ -102,6 +109,7 @@ def _row(run: Run, label: str, d: Diagnosis) -> list[str]:
         fmt(last["val/psnr"]),
         fmt(last["val/lpips"]),
         d.headline,
+        d.gan_effect.verdict if d.gan_effect is not None else "-",
     ]
 
 
@@ -131,6 +139,7 @@ def compare_runs(
         "final val PSNR",
         "final val LPIPS",
         "verdict",
+        "GAN effect (paired no-GAN control)",
     ]
     rows = [_row(r, lab, d) for r, lab, d in zip(runs, labels, diagnoses, strict=True)]
     table = out / "compare.md"

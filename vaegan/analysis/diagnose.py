@@ -12,7 +12,9 @@ from typing import Any
 
 import numpy as np
 
+from vaegan.analysis.paired import GanEffect, gan_effect
 from vaegan.analysis.runs import Run, Series
+from vaegan.analysis.trends import SMOOTH_FRAC, fit_slope, level, rel_change, smooth
 
 BENIGN, MALIGNANT, COLLAPSE, INCONCLUSIVE = (
     "benign rise",
@@ -28,8 +30,6 @@ FLAG_PLATEAU, FLAG_GAN_HEAVY, FLAG_CLAMP, FLAG_FEW_ACTIVE, FLAG_RISING = (
     "KL still rising",
 )
 GRAD_TERMS = ("rec", "perceptual", "kl", "adv")
-_BINNED_MAX = 2000  # smoothing works on at most this many (bin-averaged) points
-SMOOTH_FRAC = 0.05  # running-median window, fraction of the points (diagnosis and plots)
 
 
 @dataclass
@@ -136,6 +136,7 @@ class Diagnosis:
     evidence: dict[str, float] = field(default_factory=dict)
     explanation: list[str] = field(default_factory=list)
     causes: list[str] = field(default_factory=list)
+    gan_effect: GanEffect | None = None  # is the plateau the GAN's doing (paired control)
 
     def as_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
@@ -145,53 +146,17 @@ class Diagnosis:
         flags = f" [{', '.join(self.flags)}]" if self.flags else ""
         return f"{self.verdict}{flags}"
 
+    @property
+    def gan_headline(self) -> str | None:
+        """The GAN-effect verdict line, when the run has a GAN that switches on inside it."""
+        return None if self.gan_effect is None else f"GAN effect: {self.gan_effect.verdict}"
+
 
 def fmt(value: float | None) -> str:
     """Numbers in sentences and tables: 3 significant digits."""
     if value is None or not np.isfinite(value):
         return "n/a"
     return f"{value:.0f}" if float(value).is_integer() and abs(value) < 1e6 else f"{value:.3g}"
-
-
-# ---------------------------------------------------------------- robust trend primitives
-
-
-def smooth(s: Series, frac: float) -> Series:
-    """Running median over `frac` of the points (after bin-averaging very long series)."""
-    x, y = s.x, s.y
-    if len(x) > _BINNED_MAX:
-        bins = np.array_split(np.arange(len(x)), _BINNED_MAX)
-        x = np.array([x[b].mean() for b in bins])
-        y = np.array([y[b].mean() for b in bins])
-    k = max(1, int(round(frac * len(x)))) | 1
-    if k < 3:
-        return Series(x, y)
-    padded = np.pad(y.astype(float), k // 2, constant_values=np.nan)  # windows shrink at the ends
-    return Series(x, np.nanmedian(np.lib.stride_tricks.sliding_window_view(padded, k), axis=1))
-
-
-def fit_slope(s: Series, lo: float, hi: float, min_points: int = 3) -> float | None:
-    """Least-squares slope (units per step) of the points in [lo, hi]; None if too few."""
-    w = s.between(lo, hi)
-    if len(w) < max(2, min_points) or np.ptp(w.x) == 0:
-        return None
-    return float(np.polyfit(w.x, w.y, 1)[0])
-
-
-def level(s: Series, lo: float, hi: float) -> float:
-    """Mean in [lo, hi]; the interpolated value at the window's centre when it holds no point."""
-    w = s.between(lo, hi)
-    if len(w):
-        return float(w.y.mean())
-    return float(np.interp((lo + hi) / 2, s.x, s.y))
-
-
-def rel_change(s: Series, lo: float, hi: float, min_points: int) -> float | None:
-    """Slope x window length / level: the fraction of its level a series moves over [lo, hi]."""
-    slope = fit_slope(s, lo, hi, min_points)
-    if slope is None:
-        return None
-    return slope * (hi - lo) / max(abs(level(s, lo, hi)), 1e-12)
 
 
 # ---------------------------------------------------------------- the diagnosis
@@ -254,6 +219,15 @@ def diagnose(run: Run, thresholds: DiagnosisThresholds | None = None) -> Diagnos
     if window is not None:
         _gan_plateau(dg, *window)
         _gan_overweighted(dg, window[0])
+    th = dg.th
+    dg.d.gan_effect = gan_effect(
+        run, smooth_frac=th.smooth_frac, kl_growth=th.kl_growth, plateau_ratio=th.plateau_ratio,
+        min_points=th.min_window_points, edge=th.edge_frac, gan_rec_worsen=th.gan_rec_worsen,
+        gan_psnr_drop_db=th.gan_psnr_drop_db,
+    )
+    if dg.d.gan_effect is not None and dg.d.gan_effect.gan_overweighted:
+        if FLAG_GAN_HEAVY not in dg.d.flags:
+            dg.d.flags.append(FLAG_GAN_HEAVY)
     return dg.d
 
 

@@ -82,12 +82,9 @@ def plot_kl_curves(run: Run, path: Path) -> Path | None:
     if run.get("train/kl") is None:
         return None
     fig, (ax_kl, ax_terms, ax_rec, ax_adv) = new_figure(4, 1, (9, 12))
-    panel(
-        ax_kl,
-        run,
-        ["train/kl", "train/kl_mu", "train/kl_var"],
-        "KL (nats/sample): total, μ² part, variance part",
-    )
+    kl_names = ["train/kl", "train/kl_mu", "train/kl_var"]
+    panel(ax_kl, run, kl_names, "KL (nats/sample): total, μ² part, variance part")
+    draw_control(ax_kl, run, kl_names[:1])
     beta = run.get("train/beta")
     if beta is not None:
         twin = ax_kl.twinx()
@@ -112,6 +109,41 @@ def plot_kl_curves(run: Run, path: Path) -> Path | None:
     )
     ax_adv.set_xlabel(run.x_name)
     fig.suptitle(f"{run.name}: KL and loss terms")
+    return save(fig, path)
+
+
+def draw_control(ax: Axes, run: Run, names: Sequence[str]) -> None:
+    """The no-GAN branch's curves of ``names``, dashed in the colours of the GAN run's."""
+    if run.control is None:
+        return
+    colors = {line.get_label(): line.get_color() for line in ax.get_lines()}
+    for name in names:
+        s = run.control.get(name)
+        if s is not None:
+            sm = smooth(s, SMOOTH_FRAC)
+            ax.plot(sm.x, sm.y, ls="--", lw=1.4, color=colors.get(name), label=f"{name} (no GAN)")
+    ax.legend(fontsize=7, loc="best")
+
+
+GAN_CONTROL_PANELS = (
+    (("train/kl",), "KL (nats/sample)"),
+    (("train/kl_mu", "train/kl_var"), "KL's μ² part and variance part"),
+    (("latent/logvar_mean", "latent/logvar_min"), "log σ²: mean and min"),
+    (("train/rec", "val/rec"), "reconstruction"),
+)
+
+
+def plot_gan_control(run: Run, path: Path) -> Path | None:
+    """G1/G3/W1 on the pair: each curve with the GAN (solid) and without it (dashed), forked at
+    gan_start from the same checkpoint; the gap after the fork is the GAN's effect."""
+    if run.control is None or run.get("train/kl") is None:
+        return None
+    fig, axes = new_figure(len(GAN_CONTROL_PANELS), 1, (9, 3 * len(GAN_CONTROL_PANELS)))
+    for ax, (names, title) in zip(axes, GAN_CONTROL_PANELS, strict=True):
+        if panel(ax, run, names, f"{title}: solid with the GAN, dashed without"):
+            draw_control(ax, run, names)
+    axes[-1].set_xlabel(run.x_name)
+    fig.suptitle(f"{run.name}: GAN run vs no-GAN control forked at {run.fork_step:.0f}")
     return save(fig, path)
 
 
@@ -235,6 +267,7 @@ PLOTS = {
     "latent_stats.png": plot_latent_stats,
     "kl_per_dim.png": plot_kl_per_dim,
     "grad_shares.png": plot_grad_shares,
+    "gan_control.png": plot_gan_control,
 }
 
 

@@ -6,6 +6,7 @@ import json
 from pathlib import Path
 
 from vaegan.analysis.diagnose import Diagnosis, DiagnosisThresholds, diagnose, fmt
+from vaegan.analysis.paired import GanEffect
 from vaegan.analysis.plots import write_plots
 from vaegan.analysis.runs import Run, load_run
 
@@ -34,17 +35,22 @@ def render_markdown(
         ["recon reduction", str(run.rec_reduction)],
         ["overrides", " ".join(run.overrides) or "-"],
     ]
+    if run.control is not None:
+        meta.append(["no-GAN control", f"`{run.control.path}` (forked at {fmt(run.fork_step)})"])
     parts = [
         f"# KL diagnosis: {diagnosis.verdict}",
         "",
         f"Flags: {', '.join(diagnosis.flags) or 'none'}",
         "",
-        md_table(["field", "value"], meta),
-        "",
-        "## Explanation",
-        "",
     ]
+    if diagnosis.gan_headline:
+        parts += [f"**{diagnosis.gan_headline}**", ""]
+    parts += [md_table(["field", "value"], meta), "", "## Explanation", ""]
     parts += [f"- {sentence}" for sentence in diagnosis.explanation]
+    if diagnosis.gan_effect is not None:
+        parts += ["", "## Is the plateau the GAN's doing?", ""]
+        parts += [f"- {sentence}" for sentence in diagnosis.gan_effect.explanation]
+        parts += paired_table(diagnosis.gan_effect)
     if diagnosis.causes:
         parts += ["", "## Likely causes", ""] + [f"- {c}" for c in diagnosis.causes]
     parts += [
@@ -65,6 +71,29 @@ def render_markdown(
         md_table(["name", "value"], [[k, fmt(v)] for k, v in thresholds.as_dict().items()]),
     ]
     return "\n".join(parts) + "\n"
+
+
+def paired_table(effect: GanEffect) -> list[str]:
+    """GAN branch vs no-GAN control per metric and window (markdown lines; none without rows)."""
+    if not effect.rows:
+        return []
+    rows = [
+        [
+            r.name, f"{fmt(r.lo)}–{fmt(r.hi)}", fmt(r.gan), fmt(r.control),
+            fmt(r.diff) + ("" if r.ci95 is None else f" ± {fmt(r.ci95)}"), fmt(r.rel),
+            str(r.pairs),
+        ]
+        for r in effect.rows
+    ]
+    header = ["metric", "steps", "GAN", "no-GAN", "GAN − no-GAN (±95 %)", "relative", "pairs"]
+    return [
+        "",
+        "Means over each window after the fork; the difference is the mean of per-step "
+        "differences (same batches in both branches). Its interval treats neighbouring steps "
+        "as independent, so it is too narrow: read it as a within-run check, not a seed interval.",
+        "",
+        md_table(header, rows),
+    ]
 
 
 def render_report(run: Run, diagnosis: Diagnosis, thresholds: DiagnosisThresholds) -> list[Path]:

@@ -18,6 +18,9 @@ from typing import Any
 import numpy as np
 
 METRICS_FILE = "metrics.csv"
+# RUN_DIR/control: the no-GAN branch of a `gan_control=true` run, a run dir of its own that
+# belongs to its parent (Run.control), not a separate run of a sweep.
+CONTROL_DIR = "control"
 # Directory names a logger puts between the run dir and metrics.csv (not runs themselves).
 _LOGGER_DIRS = re.compile(r"^(csv|logs?|lightning_logs|version_\d+)$")
 _KL_DIM = re.compile(r"^latent/kl_dim/(\d+)$")
@@ -58,6 +61,7 @@ class Run:
     config: dict[str, Any] = field(default_factory=dict)
     overrides: list[str] = field(default_factory=list)
     info: dict[str, Any] = field(default_factory=dict)
+    control: Run | None = None  # the no-GAN branch forked at gan_start (gan_control=true)
 
     @property
     def name(self) -> str:
@@ -85,6 +89,13 @@ class Run:
     @property
     def gan_start(self) -> float | None:
         return _as_float(self.info.get("gan_start", self.cfg("gan_start")))
+
+    @property
+    def fork_step(self) -> float | None:
+        """Where the control branches off the GAN run: its `fork_step`, else `gan_start`."""
+        if self.control is None:
+            return None
+        return _as_float(self.control.info.get("fork_step")) or self.gan_start
 
     @property
     def beta(self) -> float | None:
@@ -185,7 +196,10 @@ def find_metrics(path: Path) -> Path:
         return path
     if not path.is_dir():
         raise RunDirError(f"{path}: no such run directory")
-    found = sorted(path.rglob(METRICS_FILE), key=lambda p: p.stat().st_mtime)
+    found = sorted(
+        (p for p in path.rglob(METRICS_FILE) if CONTROL_DIR not in p.relative_to(path).parts),
+        key=lambda p: p.stat().st_mtime,
+    )
     if not found:
         raise RunDirError(f"{path}: no {METRICS_FILE} below it (not a run directory?)")
     return found[-1]
@@ -300,6 +314,12 @@ def load_run(path: str | Path) -> Run:
         info = json.loads((run_dir / "run_info.json").read_text())
     if not overrides and isinstance(info, dict):
         overrides = info.get("overrides") or []
+    control = None
+    if run_dir.is_dir() and (run_dir / CONTROL_DIR).is_dir():
+        try:
+            control = load_run(run_dir / CONTROL_DIR)
+        except RunDirError:  # a control that has not logged yet: the run alone
+            control = None
     return Run(
         path=run_dir,
         metrics_path=metrics,
@@ -308,6 +328,7 @@ def load_run(path: str | Path) -> Run:
         config=config if isinstance(config, dict) else {},
         overrides=[str(o) for o in overrides or []],
         info=info if isinstance(info, dict) else {},
+        control=control,
     )
 
 
@@ -335,6 +356,7 @@ def find_runs(path: str | Path) -> list[Path]:
     if not top.is_dir():
         raise RunDirError(f"{top}: no such directory")
     roots = {_run_root(m, top) for m in top.rglob(METRICS_FILE)}
+    roots -= {r for r in roots if r.name == CONTROL_DIR and r.parent in roots}  # Run.control
     if not roots:
         raise RunDirError(f"{top}: no {METRICS_FILE} below it (not a run directory?)")
     return sorted(roots, key=natural_key)

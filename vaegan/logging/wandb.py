@@ -64,20 +64,24 @@ def make_wandb_logger(
     group: str | None = None,
     name: str | None = None,
     fallback_name: str | None = None,
+    name_suffix: str = "",
     init_timeout: float = 60.0,
     **kwargs: Any,
 ) -> WandbLogger | None:
     """Start the wandb run now (so failures surface here, not mid-training); None if impossible.
 
     ``mode`` null means ``WANDB_MODE`` or online; ``group``/``name`` null mean the Hydra sweep and
-    its varying overrides (``fallback_name`` when nothing varies).
+    its varying overrides (``fallback_name`` when nothing varies); ``name_suffix`` marks a
+    ``gan_control`` no-GAN branch, which shares the GAN branch's group.
     """
     import wandb
 
     mode = mode or os.environ.get("WANDB_MODE") or "online"
+    name = name or run_label(fallback_name)
     init = dict(
         project=project, entity=entity, save_dir=save_dir, tags=list(tags or []),
-        group=group or sweep_group(), name=name or run_label(fallback_name), **kwargs,
+        group=group or sweep_group(), name=None if name is None else name + name_suffix,
+        **kwargs,
     )
     attempts = [mode] if mode in ("offline", "disabled", "dryrun") else [mode, "offline"]
     for i, attempt in enumerate(attempts):

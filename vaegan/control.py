@@ -1,0 +1,180 @@
+"""``gan_control=true``: the same run continued from ``gan_start`` with and without the GAN.
+
+One run cannot say whether KL flattens *because* the GAN switched on: KL often flattens on its
+own. The counterfactual can: the GAN branch trains in RUN_DIR as usual and writes
+``checkpoints/gan_start.ckpt`` when ``gan_start`` generator steps are done; the no-GAN branch
+resumes from that file in ``RUN_DIR/control/`` (a run dir of its own) to the same ``steps``.
+Same weights, optimizer states, data position and RNG states at the fork, so the two branches
+differ only in the adversarial term, and everything before ``gan_start`` is computed once.
+
+The branches run one after the other in this process. Side by side would not be faster on the
+machines the quickstart targets: each branch already keeps both cores of a 2-core machine busy
+(torch intra-op threads), and two torch processes on 2 cores slow each other down more than
+they overlap; on a GPU the two would compete for the same device. Sequential order also makes
+the resume rule simple: ``ckpt_path=last`` (a requeued job) finishes the GAN branch if it is
+unfinished, then the control from ``control/checkpoints/last.ckpt`` (or the fork).
+
+Each branch is the plain training run under a few overrides (``branch_overrides``), so a DDP
+child rank (``vaegan/ddp.py`` re-runs the Hydra job) trains exactly the branch rank 0 trains.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import logging
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import lightning as L
+from omegaconf import DictConfig, OmegaConf, open_dict
+
+from vaegan.analysis.runs import CONTROL_DIR
+from vaegan.checkpoint_io import checkpoint_gen_step
+from vaegan.config import ConfigError
+from vaegan.redact import redact_config
+from vaegan.slurm import resolve_ckpt_path
+from vaegan.sweep import RUN_INFO, mark_run
+
+log = logging.getLogger("vaegan")
+
+FORK_CKPT = "gan_start.ckpt"  # RUN_DIR/checkpoints/gan_start.ckpt: where the branches fork
+GAN, CONTROL = "gan", "control"  # values of the `branch` key
+_WANDB_TARGET = "vaegan.logging.wandb.make_wandb_logger"
+
+
+def fork_path(run_dir: Path) -> Path:
+    return Path(run_dir) / "checkpoints" / FORK_CKPT
+
+
+class ForkCheckpoint(L.Callback):
+    """Write ``gan_start.ckpt`` once ``at_gen_step`` generator steps are done.
+
+    The save happens at a generator-step boundary (batch end), where a checkpoint resumes
+    exactly (``tests/test_resume.py``); every rank calls it, rank 0 writes (atomically).
+    """
+
+    def __init__(self, path: str | Path, at_gen_step: int) -> None:
+        self.path, self.at_gen_step = Path(path), int(at_gen_step)
+
+    def on_train_batch_end(
+        self, trainer: L.Trainer, pl_module: Any, outputs: Any, batch: Any, batch_idx: int
+    ) -> None:
+        if pl_module.gen_step == self.at_gen_step and not trainer.sanity_checking:
+            trainer.save_checkpoint(self.path)
+            log.info("gan_control: wrote the fork checkpoint %s", self.path)
+
+
+def _wandb_nodes(cfg: DictConfig) -> list[DictConfig]:
+    return [
+        node for node in (cfg.get("logger") or {}).values()
+        if isinstance(node, DictConfig) and node.get("_target_") == _WANDB_TARGET
+    ]
+
+
+def branch_overrides(cfg: DictConfig, branch: str, run_dir: Path) -> dict[str, Any]:
+    """The config keys that turn the composed job config into one branch of the pair.
+
+    The GAN branch is the job itself plus the fork checkpoint (``branch=gan``). The control is
+    a plain run without the adversarial term (``loss.gan=false``: the discriminator is built,
+    as in the GAN branch, and never used), resumed from its last checkpoint or the fork.
+    """
+    if branch == GAN:
+        return {"branch": GAN}
+    control_dir = Path(run_dir) / CONTROL_DIR
+    last = control_dir / "checkpoints" / "last.ckpt"
+    return {
+        "gan_control": False,
+        "branch": CONTROL,
+        "loss.gan": False,
+        "ckpt_path": str(last if last.is_file() else fork_path(run_dir)),
+    }
+
+
+def branch_config(cfg: DictConfig, branch: str, run_dir: Path) -> tuple[DictConfig, Path]:
+    """The branch's config and run dir; DDP child ranks get the same overrides."""
+    overrides = branch_overrides(cfg, branch, run_dir)
+    out = copy.deepcopy(cfg)
+    branch_dir = Path(run_dir) / CONTROL_DIR if branch == CONTROL else Path(run_dir)
+    with open_dict(out):
+        for key, value in overrides.items():
+            OmegaConf.update(out, key, value, force_add=True)
+        out.paths.output_dir = str(branch_dir)
+        strategy = OmegaConf.select(out, "trainer.strategy")
+        if isinstance(strategy, DictConfig) and "child_overrides" in strategy:
+            strategy.child_overrides = [f"{k}={_override_value(v)}" for k, v in overrides.items()]
+        for node in _wandb_nodes(out):  # the pair in one wandb group, the control named so
+            if node.get("group") is None:
+                node.group = _pair_group(cfg, run_dir)
+            if branch == CONTROL:
+                node.name_suffix = " [no-GAN control]"
+    return out, branch_dir
+
+
+def _override_value(value: Any) -> str:
+    from vaegan.ddp import hydra_value
+
+    return hydra_value(json.dumps(value) if isinstance(value, bool) else str(value))
+
+
+def _pair_group(cfg: DictConfig, run_dir: Path) -> str:
+    from vaegan.logging.hydra_names import sweep_group
+
+    return sweep_group() or f"{cfg.run_name}-{Path(run_dir).name}"
+
+
+def save_branch_config(cfg: DictConfig, branch_dir: Path) -> None:
+    """``control/.hydra/config.yaml``: what analysis reads (Hydra writes only the job's own)."""
+    hydra_dir = branch_dir / ".hydra"
+    hydra_dir.mkdir(parents=True, exist_ok=True)
+    job = OmegaConf.masked_copy(cfg, [k for k in cfg if k != "hydra"])
+    OmegaConf.save(redact_config(job), hydra_dir / "config.yaml")
+
+
+def _finished(ckpt: str | Path | None, steps: int) -> bool:
+    return ckpt is not None and Path(ckpt).is_file() and checkpoint_gen_step(ckpt) >= steps
+
+
+def _status(run_dir: Path) -> str | None:
+    path = run_dir / RUN_INFO
+    return json.loads(path.read_text()).get("status") if path.is_file() else None
+
+
+def run_pair(
+    cfg: DictConfig, run_dir: Path, fit: Callable[[DictConfig, Path], dict[str, Any]]
+) -> dict[str, Any]:
+    """Train the GAN branch (unless finished), then the control (unless finished).
+
+    ``fit(cfg, run_dir)`` trains one plain run. A branch stopped by a signal ends the job
+    (status ``stopped``/``requeued``); the next ``ckpt_path=last`` run picks up from there.
+    """
+    steps = int(cfg.steps)
+    result: dict[str, Any] = {"run_dir": str(run_dir), "metrics": {}, "gen_step": steps}
+    gan_cfg, _ = branch_config(cfg, GAN, run_dir)
+    if _finished(resolve_ckpt_path(cfg.get("ckpt_path"), run_dir), steps):
+        log.info("gan_control: the GAN branch in %s is finished; skipping it", run_dir)
+    else:
+        result = fit(gan_cfg, run_dir)
+        if result["gen_step"] < steps:  # stopped (signal): the control must wait
+            return result
+    fork = fork_path(run_dir)
+    if not fork.is_file():
+        raise ConfigError(
+            f"gan_control=true: {fork} is missing, so the no-GAN branch has nowhere to start; "
+            "it is written when gan_start is reached, so train the pair from step 0 (a run "
+            "resumed past gan_start without gan_control has no fork)"
+        )
+    control_cfg, control_dir = branch_config(cfg, CONTROL, run_dir)
+    if _finished(control_cfg.ckpt_path, steps):
+        log.info("gan_control: the control in %s is finished; skipping it", control_dir)
+        return {**result, "control": {"run_dir": str(control_dir), "gen_step": steps}}
+    log.info("gan_control: no-GAN branch from %s into %s", control_cfg.ckpt_path, control_dir)
+    save_branch_config(control_cfg, control_dir)
+    control = fit(control_cfg, control_dir)
+    if control["gen_step"] < steps:  # the job's status is the unfinished branch's
+        if (status := _status(control_dir)) is not None:
+            mark_run(run_dir, status)
+        if control.get("stopped_by"):
+            result = {**result, "stopped_by": control["stopped_by"]}
+    return {**result, "control": control}

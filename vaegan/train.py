@@ -18,6 +18,7 @@ from hydra.utils import instantiate
 from lightning.pytorch.loggers import Logger
 from omegaconf import DictConfig, OmegaConf, open_dict
 
+from vaegan.callbacks.requeue import exit_if_stopped, stopped_by
 from vaegan.checkpoint_io import AtomicCheckpointIO, check_resumable
 from vaegan.config import faults_config, schedules, validate
 from vaegan.data_health import skipped_images
@@ -126,6 +127,7 @@ def run(cfg: DictConfig, run_dir: Path | None = None) -> dict[str, Any]:
     return {
         "run_dir": str(run_dir), "metrics": metrics, "gen_step": module.gen_step,
         "skipped_images": skipped_images(datamodule),
+        "stopped_by": stopped_by(trainer),  # a signal (SIGTERM, SIGUSR1): unfinished
     }
 
 
@@ -172,6 +174,7 @@ def main(cfg: DictConfig) -> float | None:
         result = run(cfg)
     finally:  # one wandb run per Hydra job, also when the job fails
         finish_wandb()
+    exit_if_stopped(result)  # checkpointed, unfinished: 128 + signal, no diagnosis
     run_dir = Path(result["run_dir"])
     print(f"run dir: {run_dir}")
     print(f"  metrics:    {run_dir / 'csv' / 'metrics.csv'}")

@@ -17,6 +17,7 @@ import logging
 import os
 import signal
 import subprocess
+import sys
 import threading
 from collections.abc import Sequence
 from pathlib import Path
@@ -34,6 +35,11 @@ log = logging.getLogger("vaegan")
 DEFAULT_COMMAND = ("scontrol", "requeue", "{job_id}")
 
 
+def exit_code(signum: int) -> int:
+    """What a shell reports for a process ended by ``signum``: 128 + its number."""
+    return 128 + int(signum)
+
+
 def slurm_job_id() -> str | None:
     """The id ``scontrol requeue`` takes (``ARRAYID_TASKID`` for an array task)."""
     array_id = os.environ.get("SLURM_ARRAY_JOB_ID")
@@ -43,12 +49,24 @@ def slurm_job_id() -> str | None:
 
 
 class RequeueOnSignal(L.Callback):
-    """Checkpoint-and-stop on ``signals`` (names, e.g. ``[SIGUSR1]``), then requeue on SLURM."""
+    """Checkpoint-and-stop on ``signals`` (names, e.g. ``[SIGUSR1, SIGTERM]``), then requeue on
+    SLURM when the signal is one of ``requeue_on``."""
 
     def __init__(
-        self, signals: Sequence[str] = ("SIGUSR1",), command: Sequence[str] = DEFAULT_COMMAND
+        self,
+        signals: Sequence[str] = ("SIGUSR1", "SIGTERM"),
+        command: Sequence[str] = DEFAULT_COMMAND,
+        requeue_on: Sequence[str] = ("SIGUSR1",),
     ) -> None:
+        names = [*signals, *requeue_on]
+        unknown = [n for n in names if n not in signal.Signals.__members__]
+        if unknown:
+            raise ValueError(
+                f"callbacks.requeue.signals={list(signals)} / requeue_on={list(requeue_on)}: "
+                f"{unknown[0]!r} is not a signal name; allowed: e.g. SIGUSR1, SIGUSR2, SIGTERM"
+            )
         self.signals = [signal.Signals[name] for name in signals]
+        self.requeue_on = {signal.Signals[name] for name in requeue_on}  # SIGTERM: scancel too
         self.command = list(command)
         self.received: signal.Signals | None = None
         self.stopped_at: int | None = None
@@ -89,7 +107,8 @@ class RequeueOnSignal(L.Callback):
         if self.stopped_at is None or not trainer.is_global_zero:
             return
         job_id = slurm_job_id()
-        status = "stopped" if job_id is None or not self._requeue(job_id) else "requeued"
+        requeue = job_id is not None and self.received in self.requeue_on
+        status = "requeued" if requeue and self._requeue(job_id) else "stopped"
         mark_run(Path(trainer.default_root_dir), status)
 
     def _requeue(self, job_id: str) -> bool:
@@ -102,6 +121,11 @@ class RequeueOnSignal(L.Callback):
         log.warning("requeue %s: %s %s", job_id, result.returncode or "ok", result.stderr.strip())
         return result.returncode == 0
 
+    @property
+    def stopped_by(self) -> signal.Signals | None:
+        """The signal that stopped training (None: it ran to the end)."""
+        return self.received if self.stopped_at is not None else None
+
     def on_exception(self, trainer: L.Trainer, pl_module: Any, exception: BaseException) -> None:
         self._restore_handlers()
 
@@ -109,3 +133,30 @@ class RequeueOnSignal(L.Callback):
         for sig, previous in self._previous.items():
             signal.signal(sig, previous)
         self._previous = {}
+
+
+def stopped_by(trainer: L.Trainer) -> signal.Signals | None:
+    """The signal a ``RequeueOnSignal`` of ``trainer`` stopped the run on, if any."""
+    for cb in trainer.callbacks:
+        if isinstance(cb, RequeueOnSignal) and cb.stopped_by is not None:
+            return cb.stopped_by
+    return None
+
+
+def exit_if_stopped(result: dict[str, Any]) -> None:
+    """After ``run()``: a run a signal stopped says so and exits ``128 + signal number``.
+
+    Not "completed" (exit 0, diagnosis): the run is unfinished, and a scheduler that sees 0
+    would not run it again. ``result`` is ``run()``'s (a gan_control pair nests ``control``).
+    """
+    for part in (result, result.get("control") or {}):
+        signum = part.get("stopped_by")
+        if signum is not None:
+            run_dir = Path(part["run_dir"])
+            print(
+                f"stopped by {signal.Signals(signum).name} after generator step "
+                f"{part['gen_step']}: {run_dir / 'checkpoints' / 'last.ckpt'}; to continue, run "
+                "the same command with ckpt_path=last (same run dir)",
+                file=sys.stderr, flush=True,
+            )
+            sys.exit(exit_code(signum))

@@ -139,6 +139,18 @@ def _check_gan_control(cfg: DictConfig, gan_start: int, steps: int) -> None:
     )
 
 
+def _check_architecture(model: DictConfig, size: int) -> None:
+    _require(len(model.ch_mult) >= 1, "model.ch_mult must list at least one multiplier")
+    for key in ("z_channels", "embed_dim", "ch", "num_res_blocks"):
+        _require(model[key] >= 1, f"model.{key}={model[key]} must be >= 1")
+    factor = 2 ** (len(model.ch_mult) - 1)
+    _require(
+        size % factor == 0,
+        f"data.image_size={size} is not divisible by the model's downsampling factor {factor} "
+        f"(2^(len(model.ch_mult)-1)); pick a multiple of {factor}",
+    )
+
+
 def validate(cfg: DictConfig) -> None:
     """Check the values whose mistakes would otherwise surface deep inside torch or later."""
     _typed(RunSchema, {f.name: cfg[f.name] for f in fields(RunSchema) if f.name in cfg})
@@ -167,17 +179,14 @@ def validate(cfg: DictConfig) -> None:
         "set optim.grad_clip / optim.disc_grad_clip",
     )
     model = cfg.model
-    _require(len(model.ch_mult) >= 1, "model.ch_mult must list at least one multiplier")
-    for key in ("z_channels", "embed_dim", "ch", "num_res_blocks"):
-        _require(model[key] >= 1, f"model.{key}={model[key]} must be >= 1")
     mode = model.get("activation_checkpointing", "none")
     _require(mode in ACTIVATION_CHECKPOINTING, activation_checkpointing_error(mode))
-    factor = 2 ** (len(model.ch_mult) - 1)
-    size = cfg.data.image_size
+    if "source" not in model:  # model=pretrained reads its architecture from the source
+        _check_architecture(model, cfg.data.image_size)
     _require(
-        size % factor == 0,
-        f"data.image_size={size} is not divisible by the model's downsampling factor {factor} "
-        f"(2^(len(model.ch_mult)-1)); pick a multiple of {factor}",
+        not OmegaConf.is_missing(model, "source") if "source" in model else True,
+        "model=pretrained needs model.source=PATH (a vaegan run dir or checkpoint, a diffusers "
+        "model dir, an LDM/SD .ckpt or a .safetensors file)",
     )
     for key in ("perceptual_weight", "disc_weight", "free_bits", "adaptive_max"):
         if key in cfg.loss.objective:

@@ -25,6 +25,10 @@ class ConfigError(ValueError):
     """A config value that cannot work; the message names the key and the fix."""
 
 
+# `on_existing_run`: what a new run does with a run dir that holds another run (vaegan/rundir.py)
+ON_EXISTING = ("refuse", "overwrite", "sibling")
+
+
 def _require(cond: bool, message: str) -> None:
     if not cond:
         raise ConfigError(message)
@@ -50,6 +54,7 @@ class RunSchema:
     steps: float
     seed: int = 0
     ckpt_path: str | None = None
+    on_existing_run: str = "refuse"
     gan_control: bool = False
     branch: str | None = None
     run_name: str = "run"
@@ -163,6 +168,12 @@ def validate(cfg: DictConfig) -> None:
     )
     steps = _number(cfg, "steps")
     _require(steps >= 1 and float(steps).is_integer(), f"steps={steps} must be an integer >= 1")
+    existing = cfg.get("on_existing_run", "refuse")
+    _require(
+        existing in ON_EXISTING,
+        f"on_existing_run={existing} must say what to do with a run dir that holds a run; "
+        f"allowed: {', '.join(ON_EXISTING)}",
+    )
     _check_gan_control(cfg, int(gan_start), int(steps))
     _require(
         cfg.schedule.kind in BETA_SCHEDULES,

@@ -28,8 +28,7 @@ from vaegan.logging.wandb import finish_wandb, log_run_config
 from vaegan.losses.perceptual import Perceptual
 from vaegan.module import VAEGAN, OptimConfig
 from vaegan.redact import redact_argv, redact_config, redact_overrides
-from vaegan.rundir import ensure_space, ensure_writable
-from vaegan.slurm import resolve_ckpt_path
+from vaegan.rundir import claim, ensure_space, ensure_writable, run_dir_lock
 from vaegan.sweep import record_job
 
 log = logging.getLogger("vaegan")
@@ -111,13 +110,22 @@ def run(cfg: DictConfig, run_dir: Path | None = None) -> dict[str, Any]:
     """Train one run; returns the final callback metrics (floats) and the run dir."""
     validate(cfg)
     run_dir = Path(run_dir or cfg.paths.output_dir)
+    with run_dir_lock(run_dir):  # one run per dir, held for the whole job
+        return fit_run(cfg, run_dir)
+
+
+def fit_run(cfg: DictConfig, run_dir: Path) -> dict[str, Any]:
+    """Train one plain run in ``run_dir``."""
     ensure_writable(run_dir)
+    run_dir, ckpt_path, finished = claim(cfg, run_dir)  # finished? another run's dir?
+    if finished:  # steps reached: nothing to train, nothing touched
+        return {"run_dir": str(run_dir), "metrics": {}, "gen_step": int(cfg.steps),
+                "finished": True}
     L.seed_everything(int(cfg.seed), workers=True, verbose=False)
     with config_errors():  # a constructor's ValueError -> one-line ConfigError
         datamodule = instantiate(cfg.data, _convert_="all")
         module = build_module(cfg)
     ensure_space(run_dir, module)
-    ckpt_path = resolve_ckpt_path(cfg.get("ckpt_path"), run_dir)  # `last`: resume if there
     if ckpt_path:
         check_resumable(ckpt_path, module)
     trainer = build_trainer(cfg, run_dir)
@@ -175,6 +183,8 @@ def main(cfg: DictConfig) -> float | None:
     finally:  # one wandb run per Hydra job, also when the job fails
         finish_wandb()
     exit_if_stopped(result)  # checkpointed, unfinished: 128 + signal, no diagnosis
+    if result.get("finished"):  # said so; exit 0
+        return None
     run_dir = Path(result["run_dir"])
     print(f"run dir: {run_dir}")
     print(f"  metrics:    {run_dir / 'csv' / 'metrics.csv'}")

@@ -65,8 +65,9 @@ def to_diffusers(model: AutoencoderKL, scaling_factor: float | None = None) -> A
         import diffusers
         from diffusers.loaders.single_file_utils import convert_ldm_vae_checkpoint
     except ImportError:
-        raise SourceError("exporting to diffusers needs diffusers: pip install 'vaegan[diffusers]'") \
-            from None
+        raise SourceError(
+            "exporting to diffusers needs diffusers: pip install 'vaegan[diffusers]'"
+        ) from None
     config = diffusers_config(model, scaling_factor)
     state = convert_ldm_vae_checkpoint(K.to_ldm(model.state_dict()), config)
     out = diffusers.AutoencoderKL(**config)

@@ -15,6 +15,7 @@ import re
 from collections.abc import Iterable, Mapping
 from typing import Any
 
+import torch
 from torch import Tensor
 
 # vaegan's NormActConv indices -> LDM ResnetBlock / Encoder.out names
@@ -101,7 +102,7 @@ def to_ldm(state: Mapping[str, Tensor]) -> dict[str, Tensor]:
     for key, ldm_key in vaegan_to_ldm_names(state).items():
         value = state[key]
         if ".qkv." in ldm_key:
-            for name, chunk in zip("qkv", value.chunk(3, dim=0)):
+            for name, chunk in zip("qkv", value.chunk(3, dim=0), strict=True):
                 out[ldm_key.replace(".qkv.", f".{name}.")] = chunk.clone()
         else:
             out[ldm_key] = value
@@ -116,16 +117,10 @@ def from_ldm(ldm: Mapping[str, Tensor], keys: Iterable[str]) -> dict[str, Tensor
         if ".qkv." in ldm_key:
             parts = [ldm.get(ldm_key.replace(".qkv.", f".{n}.")) for n in "qkv"]
             if all(p is not None for p in parts):
-                out[key] = _as_conv1x1(_cat(parts), key)
+                out[key] = _as_conv1x1(torch.cat(parts, dim=0), key)
         elif ldm_key in ldm:
             out[key] = _as_conv1x1(ldm[ldm_key], key)
     return out
-
-
-def _cat(parts: list[Tensor]) -> Tensor:
-    import torch
-
-    return torch.cat(parts, dim=0)
 
 
 def _as_conv1x1(value: Tensor, key: str) -> Tensor:

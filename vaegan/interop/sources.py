@@ -61,14 +61,12 @@ def _torch_load(path: Path) -> Any:
             if "mmap" not in str(err):
                 raise
             return torch.load(path, map_location="cpu", weights_only=True)
-    except pickle.UnpicklingError as err:
-        if "global" in str(err).lower():
-            raise SourceError(
-                f"{path} holds Python objects other than tensors and plain data (refused: "
-                "unpickling them can run code)"
-            ) from None
-        raise SourceError(f"{path} is not a readable checkpoint ({_first_line(err)})") from None
-    except (RuntimeError, OSError, EOFError, ValueError) as err:
+    except pickle.UnpicklingError:  # weights_only's refusal: globals, unsupported opcodes
+        raise SourceError(
+            f"{path} holds Python objects other than tensors and plain data (refused: "
+            "unpickling them can run code)"
+        ) from None
+    except Exception as err:  # any garbage: torch's unpickler fails in many ways
         raise SourceError(
             f"{path} is not a readable checkpoint ({_first_line(err)}); {WHAT_WORKS}"
         ) from None
@@ -169,7 +167,7 @@ def _read_diffusers(path: Path) -> Source:
         model = diffusers.AutoencoderKL.from_pretrained(
             path, local_files_only=True, use_safetensors=True, low_cpu_mem_usage=False
         )
-    except (OSError, ValueError, EnvironmentError) as err:
+    except (OSError, ValueError) as err:
         raise SourceError(
             f"{path}: diffusers could not load it from safetensors ({_first_line(err)})"
         ) from None
@@ -286,17 +284,28 @@ def pretrained(
     resolution: int | None = None,
     posterior: dict[str, Any] | None = None,
     activation_checkpointing: str = "none",
+    **architecture_keys: Any,
 ) -> AutoencoderKL:
     """``model=pretrained``: the autoencoder to fine-tune, built from ``model.source``.
 
     ``resolution`` (``data.image_size``) must be divisible by the source's downsampling
     factor; ``posterior`` null keeps the source's (a vaegan run's, else LDM's clamp).
+    Architecture keys (``model.ch=...``, e.g. from another preset) must agree with the source.
     """
     try:
         src = read_source(source, weights)
-        factor = 2 ** (len(architecture(src)["ch_mult"]) - 1)
+        arch = architecture(src, resolution)
     except SourceError as err:
         raise SourceError(f"model.source: {err}") from None
+    for key, value in architecture_keys.items():
+        if key not in arch:
+            raise ValueError(f"model.{key} is not a setting of model=pretrained")
+        if (list(value) if isinstance(value, (list, tuple)) else value) != arch[key]:
+            raise ValueError(
+                f"model.{key}={value}, but model.source has {key}={arch[key]}: with "
+                "model=pretrained the architecture comes from the source; drop the override"
+            )
+    factor = 2 ** (len(arch["ch_mult"]) - 1)
     if resolution is not None and resolution % factor:
         raise ValueError(
             f"data.image_size={resolution} is not divisible by the downsampling factor {factor} "

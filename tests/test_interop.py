@@ -1,0 +1,165 @@
+"""Autoencoders in and out: diffusers dirs, LDM/SD checkpoints, safetensors, vaegan runs.
+
+Every diffusers model here is a small one with random weights built offline; nothing is
+downloaded.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import torch
+
+import vaegan
+from vaegan.interop import keys as K
+from vaegan.interop.export import diffusers_config, export_ldm, main, max_differences
+from vaegan.interop.sources import SourceError, load_autoencoder
+from vaegan.models.autoencoder import AutoencoderKL
+
+diffusers = pytest.importorskip("diffusers")
+from diffusers.loaders.single_file_utils import convert_ldm_vae_checkpoint  # noqa: E402
+
+# float32 rounding of the same convolutions run in another order (measured: ~4e-7 and ~2e-6)
+ENCODE_TOL, DECODE_TOL = 1e-5, 1e-5
+TINY = {  # SD's layout (DownEncoderBlock2D, mid attention) at 2 levels, 32 px: ~1.5 M params
+    "block_out_channels": [32, 64], "down_block_types": ["DownEncoderBlock2D"] * 2,
+    "up_block_types": ["UpDecoderBlock2D"] * 2, "layers_per_block": 1, "latent_channels": 4,
+    "norm_num_groups": 32, "sample_size": 32,
+}
+# tiny.yaml's architecture keys; with model=pretrained the architecture is the source's
+FROM_SOURCE = ["~model.ch", "~model.ch_mult", "~model.num_res_blocks"]
+
+
+@pytest.fixture(scope="module")
+def sd_vae(tmp_path_factory) -> tuple[object, Path]:
+    """A random diffusers AutoencoderKL saved as diffusers saves it."""
+    torch.manual_seed(0)
+    model = diffusers.AutoencoderKL(**TINY).eval()
+    out = tmp_path_factory.mktemp("sd_vae")
+    model.save_pretrained(out)
+    return model, out
+
+
+def _same(a: AutoencoderKL, b: AutoencoderKL) -> None:
+    sa, sb = a.state_dict(), b.state_dict()
+    assert sa.keys() == sb.keys()
+    assert all(torch.equal(sa[k], sb[k]) for k in sa)
+
+
+def test_diffusers_to_ldm_inverts_diffusers_own_conversion(sd_vae) -> None:
+    model, _ = sd_vae
+    state = model.state_dict()
+    back = convert_ldm_vae_checkpoint(K.diffusers_to_ldm(state), TINY)
+    assert back.keys() == state.keys()
+    assert all(torch.equal(back[k], state[k]) for k in state)
+
+
+def test_diffusers_dir_loads_with_the_same_outputs(sd_vae) -> None:
+    model, path = sd_vae
+    ours = vaegan.load_autoencoder(path)
+    diffs = max_differences(ours, model)
+    assert diffs["encode_mean"] < ENCODE_TOL and diffs["decode"] < DECODE_TOL, diffs
+    assert diffusers_config(ours)["block_out_channels"] == TINY["block_out_channels"]
+
+
+@pytest.mark.parametrize("layout", ["whole-model-ckpt", "first-stage-ckpt", "safetensors"])
+def test_ldm_checkpoints_load_exactly(tmp_path: Path, layout: str) -> None:
+    """SD's whole-model checkpoint (first_stage_model.* among other parts), LDM's first-stage
+    checkpoint (with its loss.* tensors) and a bare .safetensors give the same weights."""
+    torch.manual_seed(1)
+    model = AutoencoderKL(ch=32, ch_mult=(1, 2), num_res_blocks=2, use_mid_attn=True,
+                          attn_resolutions=(16,))
+    ldm = K.to_ldm(model.state_dict())
+    if layout == "safetensors":
+        path = export_ldm(model, tmp_path / "vae.safetensors")
+    else:
+        if layout == "whole-model-ckpt":
+            state = {f"first_stage_model.{k}": v for k, v in ldm.items()}
+            state["model.diffusion_model.input_blocks.0.0.weight"] = torch.zeros(2)
+        else:
+            state = {**ldm, "loss.logvar": torch.zeros(())}
+        path = tmp_path / "model.ckpt"
+        torch.save({"state_dict": state, "global_step": 3}, path)
+    _same(load_autoencoder(path), model)
+
+
+def test_level_attention_round_trips_through_ldm_but_not_diffusers(tmp_path: Path) -> None:
+    model = AutoencoderKL(ch=32, ch_mult=(1, 2), attn_resolutions=(16,), use_mid_attn=True)
+    with pytest.raises(SourceError, match="attention outside the mid block"):
+        diffusers_config(model)
+    assert main([str(export_ldm(model, tmp_path / "a.ckpt")), "--to", "diffusers",
+                 str(tmp_path / "d")]) == 2
+
+
+def _pickle_with_code(path: Path, marker: Path) -> None:
+    class Evil:
+        def __reduce__(self):
+            return (Path.touch, (marker,))
+
+    torch.save({"state_dict": Evil()}, path)
+
+
+@pytest.mark.parametrize("case", ["missing", "text", "code", "empty-dir", "other-weights",
+                                  "other-diffusers-class", "no-ema"])
+def test_anything_else_is_one_line(tmp_path: Path, case: str) -> None:
+    path, marker, match = tmp_path / "x.ckpt", tmp_path / "pwned", None
+    if case == "text":
+        path.write_text("hello")
+        match = "not a readable checkpoint"
+    elif case == "code":
+        _pickle_with_code(path, marker)
+        match = "refused"
+    elif case == "empty-dir":
+        path = tmp_path
+        match = "not a model dir"
+    elif case == "other-weights":
+        torch.save({"state_dict": {"fc.weight": torch.zeros(2, 2)}}, path)
+        match = "no KL-autoencoder weights"
+    elif case == "other-diffusers-class":
+        (tmp_path / "config.json").write_text('{"_class_name": "UNet2DModel"}')
+        path, match = tmp_path, "UNet2DModel, not an AutoencoderKL"
+    elif case == "no-ema":
+        torch.save({"state_dict": {f"autoencoder.{k}": v for k, v in
+                                   AutoencoderKL(ch=8).state_dict().items()}}, path)
+        with pytest.raises(SourceError, match="has no EMA weights") as err:
+            load_autoencoder(path, weights="ema")
+        assert "\n" not in str(err.value)
+        return
+    else:
+        match = "does not exist"
+    with pytest.raises(SourceError, match=match) as err:
+        load_autoencoder(path)
+    assert "\n" not in str(err.value)
+    assert not marker.exists()
+
+
+def test_diffusers_to_vaegan_training_to_diffusers_and_ldm(sd_vae, tiny_run, tmp_path) -> None:
+    """model=pretrained from a diffusers dir, 2 generator steps, then vaegan-export both ways."""
+    model, path = sd_vae
+    result = tiny_run("model=pretrained", f"model.source={path}", *FROM_SOURCE, "steps=2",
+                      "gan_start=1", "trainer.val_check_interval=2")
+    run_dir = Path(result["run_dir"])
+    trained = load_autoencoder(run_dir)
+    start = load_autoencoder(path)
+    assert trained.state_dict().keys() == start.state_dict().keys()
+    assert any(not torch.equal(a, b) for a, b in zip(
+        trained.state_dict().values(), start.state_dict().values(), strict=True))
+
+    out = tmp_path / "exported"
+    assert main([str(run_dir), "--to", "diffusers", str(out)]) == 0
+    loaded, info = diffusers.AutoencoderKL.from_pretrained(out, output_loading_info=True)
+    assert not any(info[k] for k in ("missing_keys", "unexpected_keys", "mismatched_keys"))
+    diffs = max_differences(trained, loaded.eval())
+    assert diffs["encode_mean"] < ENCODE_TOL and diffs["decode"] < DECODE_TOL, diffs
+
+    assert main([str(run_dir), "--to", "ldm", str(tmp_path / "vae.ckpt")]) == 0
+    _same(load_autoencoder(tmp_path / "vae.ckpt"), trained)
+
+
+def test_pretrained_refuses_an_architecture_override(sd_vae, tiny_run) -> None:
+    from vaegan.config import ConfigError
+
+    _, path = sd_vae
+    with pytest.raises(ConfigError, match="model.ch=8, but model.source has ch=32"):
+        tiny_run("model=pretrained", f"model.source={path}", "steps=1")

@@ -193,12 +193,16 @@ class VAEGAN(L.LightningModule):
         self, x: Tensor, xrec: Tensor, posterior: DiagonalGaussian, out: GeneratorOutput
     ) -> None:
         """Let callbacks read the terms while their graphs are alive (gradient attribution)."""
+        self._notify("on_generator_output", x, xrec, posterior, out)
+
+    def _notify(self, name: str, *args: Any) -> None:
+        """Call ``name(trainer, module, *args)`` on the callbacks that define it."""
         if self._trainer is None:
             return
         for cb in self.trainer.callbacks:
-            hook = getattr(cb, "on_generator_output", None)
+            hook = getattr(cb, name, None)
             if hook is not None:
-                hook(self.trainer, self, x, xrec, posterior, out)
+                hook(self.trainer, self, *args)
 
     # ----------------------------------------------------------------- validation
     def validation_step(self, batch: Any, batch_idx: int) -> None:
@@ -206,6 +210,7 @@ class VAEGAN(L.LightningModule):
         posterior = self.autoencoder.encode(x)
         xrec = self.autoencoder.decode(posterior.mode())
         x01, r01 = (x + 1) / 2, ((xrec + 1) / 2).clamp(0, 1)
+        self._notify("on_validation_reconstruction", x01, r01)  # val/rfid (callbacks/rfid.py)
         self.val_psnr(r01, x01)
         self.val_ssim(r01, x01)
         lpips_net = self.objective.perceptual or self.val_perceptual

@@ -1,14 +1,18 @@
-"""LPIPS perceptual loss with backbone weights loaded from disk, never from the network.
+"""LPIPS perceptual loss with the backbone's weights checked against their published hash.
 
 ``lpips`` ships its linear calibration layers, but the AlexNet/VGG backbone comes from
-torchvision, which downloads it on first use. vaegan builds the backbone uninitialised and
-loads the torchvision checkpoint from the torch hub cache (or ``weights_path``) itself, so a
-machine without internet either has the file or gets one clear message before training.
+torchvision's checkpoint. vaegan builds the backbone uninitialised and loads that checkpoint
+from the torch hub cache (or ``weights_path``) itself: when the file is not there it fetches
+it into the cache if the network allows (a compute node without internet gets one clear
+message before training instead), and either way it checks the file's SHA-256 against the
+prefix in torchvision's file name before loading it (``weights_only``).
 """
 
 from __future__ import annotations
 
+import hashlib
 import os
+import urllib.request
 import warnings
 from pathlib import Path
 
@@ -39,16 +43,66 @@ def backbone_path(net: str, weights_path: str | None = None) -> Path:
     return Path(torch.hub.get_dir()) / "checkpoints" / BACKBONE_FILES[net]
 
 
+def sha256_prefix(net: str) -> str:
+    """The SHA-256 prefix torchvision puts in its checkpoint names (``alexnet-owt-7be5be79``)."""
+    return BACKBONE_FILES[net].rsplit("-", 1)[1].split(".")[0]
+
+
+def _sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as f:
+        while chunk := f.read(1 << 20):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def _download(url: str, path: Path, timeout: float = 30.0) -> None:
+    """``url`` to ``path`` through a temp file in the same dir, renamed when complete."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    try:
+        with urllib.request.urlopen(url, timeout=timeout) as response, tmp.open("wb") as f:
+            while chunk := response.read(1 << 20):
+                f.write(chunk)
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
+def ensure_backbone(net: str, weights_path: str | None = None, download: bool = True) -> Path:
+    """The backbone checkpoint: on disk, or fetched into the torch hub cache when ``download``
+    and the network allow; PretrainedWeightsMissing (one line) otherwise. A file with
+    torchvision's name (the cache's) must match the SHA-256 prefix that name carries."""
+    path = backbone_path(net, weights_path)
+    url = BACKBONE_URLS[net]
+    if not path.is_file():
+        failed = ""
+        if download and not weights_path:
+            try:
+                _download(url, path)
+            except OSError as err:  # offline (URLError), refused, timed out, disk full
+                failed = f" (fetching it failed: {str(err).splitlines()[0][:120]})"
+        if not path.is_file():
+            raise PretrainedWeightsMissing(
+                f"LPIPS {net} backbone weights not found at {path}{failed}. Download {url} "
+                f"on a networked machine and place it there (or set "
+                f"loss.objective.perceptual.weights_path), or train without them: "
+                f"loss.objective.perceptual.pretrained=false (random backbone, "
+                f"for tests only) or loss.objective.perceptual_weight=0."
+            )
+    if path.name != BACKBONE_FILES[net]:  # a file of the user's own naming: their choice
+        return path
+    actual, expected = _sha256(path), sha256_prefix(net)
+    if not actual.startswith(expected):
+        raise PretrainedWeightsMissing(
+            f"LPIPS backbone file {path} is not torchvision's {BACKBONE_FILES[net]} (SHA-256 "
+            f"{actual[:8]}..., expected {expected}...); delete it and download {url} again."
+        )
+    return path
+
+
 def _load_backbone(model: nn.Module, net: str, path: Path) -> None:
     """Copy torchvision's ``features.N`` weights into lpips's ``sliceK.N`` modules."""
-    if not path.is_file():
-        raise PretrainedWeightsMissing(
-            f"LPIPS {net} backbone weights not found at {path}. Download {BACKBONE_URLS[net]} "
-            f"on a networked machine and place it there (or set "
-            f"loss.objective.perceptual.weights_path), or train without them: "
-            f"loss.objective.perceptual.pretrained=false (random backbone, "
-            f"for tests only) or loss.objective.perceptual_weight=0."
-        )
     try:
         state = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as err:  # a truncated download or a non-checkpoint file
@@ -71,7 +125,8 @@ class Perceptual(nn.Module):
     """
 
     def __init__(
-        self, net: str = "alex", pretrained: bool = True, weights_path: str | None = None
+        self, net: str = "alex", pretrained: bool = True, weights_path: str | None = None,
+        download: bool = True,
     ) -> None:
         super().__init__()
         import lpips  # imported here: it pulls in torchvision models
@@ -85,7 +140,7 @@ class Perceptual(nn.Module):
             warnings.simplefilter("ignore")
             self.lpips = lpips.LPIPS(pretrained=True, net=net, pnet_rand=True, verbose=False)
         if pretrained:
-            _load_backbone(self.lpips, net, backbone_path(net, weights_path))
+            _load_backbone(self.lpips, net, ensure_backbone(net, weights_path, download))
         self.net_name = net
         self.pretrained = pretrained
         self.requires_grad_(False)

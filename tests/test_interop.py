@@ -163,3 +163,12 @@ def test_pretrained_refuses_an_architecture_override(sd_vae, tiny_run) -> None:
     _, path = sd_vae
     with pytest.raises(ConfigError, match="model.ch=8, but model.source has ch=32"):
         tiny_run("model=pretrained", f"model.source={path}", "steps=1")
+
+
+def test_bench_peer_ratio_times_the_same_network_in_both_libraries() -> None:
+    from vaegan.bench.peers import peer_ratio
+
+    torch.manual_seed(0)
+    model = AutoencoderKL(ch=32, ch_mult=(1, 2), use_mid_attn=True)
+    ratio = peer_ratio(model, torch.rand(2, 3, 32, 32) * 2 - 1, warmup=1, steps=1, repeats=2)
+    assert 0 < ratio.low <= ratio.ratio <= ratio.high and ratio.a > 0 and ratio.b > 0

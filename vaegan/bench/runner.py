@@ -19,6 +19,7 @@ from vaegan.bench.external import external_rows
 from vaegan.bench.flags import flags
 from vaegan.bench.memory_rows import memory
 from vaegan.bench.overhead import diagnostics, framework
+from vaegan.bench.peers import peers
 from vaegan.bench.profiles import Profile
 from vaegan.bench.scaling import scaling
 from vaegan.bench.table import Row, failed_row, render
@@ -43,6 +44,7 @@ SECTIONS: dict[str, Callable[[Context], list[Row]]] = {
     "scaling": scaling,  # row 5
     "flags": flags,  # row 7
     "ddp": ddp,
+    "peers": peers,  # vaegan's sd_kl_f8 vs diffusers' AutoencoderKL
 }
 
 

@@ -1,10 +1,13 @@
-"""The KL study: its rules decide only on clear intervals, its config is checked, and the whole
-study runs end to end at tiny scale with a verdict for every claim."""
+"""The KL study: every arm trains the regime it declares, every rule can come out each way on
+synthetic curves (and an unmet gate never refutes), GAN runs pair with their no-GAN branch,
+and the study runs end to end at tiny scale."""
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -13,14 +16,21 @@ import pytest
 from vaegan.analysis.runs import Run, Series, load_run
 from vaegan.study import measures
 from vaegan.study.__main__ import main
-from vaegan.study.config import StudyConfigError, Test, load_study
+from vaegan.study.config import StudyConfigError, load_study
+from vaegan.study.evaluate import RunTable, judge_claim
 from vaegan.study.expressions import ExpressionError, evaluate_expr, expand
+from vaegan.study.pairs import nogan_view
+from vaegan.study.plan import makespan, plan
+from vaegan.study.regimes import check_arm, expected_beta
 from vaegan.study.rules import (
     INCONCLUSIVE,
+    NOT_RUN,
     NOT_SUPPORTED,
     REPORTED,
     SUPPORTED,
     Condition,
+    Gate,
+    Test,
     claim_verdict,
     decide,
     judge,
@@ -28,9 +38,15 @@ from vaegan.study.rules import (
 from vaegan.study.runner import Job, run_jobs
 from vaegan.study.stats import t_interval
 
-# Every claim of ../shared/design/kl-claims.md.
-CLAIMS = ["C1", "C2", "C3", "C4", "F1", "F2", "F3", "F4", "G1", "G2", "G3", "G4", "G5", "W1"]
-VERDICTS = {SUPPORTED, NOT_SUPPORTED, INCONCLUSIVE}
+# Every claim of the seed Q&A the study judges.
+CLAIMS = ["C1", "C2", "C3", "C4", "F1", "F2", "F3", "F4", "P2", "G1", "G2", "G3", "G4", "G5",
+          "W1"]
+VERDICTS = {SUPPORTED, NOT_SUPPORTED, INCONCLUSIVE, NOT_RUN}
+
+
+@pytest.fixture(scope="module")
+def study():
+    return load_study([])
 
 
 # ---------------------------------------------------------------- statistics and rules
@@ -69,6 +85,15 @@ def test_bad_condition_is_rejected(bad):
         Condition.parse(bad)
 
 
+@pytest.mark.parametrize(
+    "a, b, overlap",
+    [("> 1.5", "< 1.1", False), ("> 1", "< 1.1", True), ("within -0.05 0.05", "outside -0.1 0.1",
+     False), ("within -0.1 0.1", "outside -0.05 0.05", True), ("< 0.5", "> 0.5", False)],
+)
+def test_band_overlap(a, b, overlap):
+    assert Condition.parse(a).overlaps(Condition.parse(b)) is overlap
+
+
 def test_verdicts_from_intervals_and_tests():
     sup, ref = Condition.parse("> 2"), Condition.parse("< 1")
     assert decide(t_interval([3, 3.1, 2.9]), sup, ref) == SUPPORTED
@@ -79,80 +104,333 @@ def test_verdicts_from_intervals_and_tests():
     assert claim_verdict([SUPPORTED, SUPPORTED, REPORTED]) == SUPPORTED
     assert claim_verdict([SUPPORTED, NOT_SUPPORTED]) == NOT_SUPPORTED
     assert claim_verdict([SUPPORTED, INCONCLUSIVE]) == INCONCLUSIVE
-    assert claim_verdict([REPORTED]) == INCONCLUSIVE
+    assert claim_verdict([SUPPORTED, NOT_RUN]) == SUPPORTED
+    assert claim_verdict([NOT_RUN, REPORTED]) == NOT_RUN
 
 
-def test_judge_pairs_arms_by_seed():
-    values = {"a": {0: 4.0, 1: 4.4, 2: 3.6, 3: None}, "b": {0: 1.0, 1: 1.1, 2: 0.9, 3: 1.0}}
+def test_judge_pairs_arms_by_seed_and_an_unmet_gate_never_refutes():
+    values = {"a": {0: 4.0, 1: 4.4, 2: 3.6, 3: None}, "b": {0: 1.0, 1: 1.1, 2: 0.9, 3: 1.0},
+              "g": {0: 1.0, 1: 1.0, 2: -1.0, 3: 1.0}}
     test = Test("a twice b", "a", "mean", {}, vs="b", op="ratio",
                 supported=Condition.parse("> 2"), refuted=Condition.parse("< 1"))
-    result = judge(lambda arm, args: values[arm], test, 0.95)
+    result = judge(lambda arm, m, args: values[arm], test, 0.95)
     assert result.values == pytest.approx({0: 4.0, 1: 4.0, 2: 4.0})  # seed 3 has no pair
     assert result.verdict == SUPPORTED
-    flipped = Test("b twice a", "b", "mean", {}, vs="a", op="ratio",
-                   supported=Condition.parse("> 2"), refuted=Condition.parse("< 1"))
-    assert judge(lambda arm, args: values[arm], flipped, 0.95).verdict == NOT_SUPPORTED
-    missing = judge(lambda arm, args: {0: None}, test, 0.95)
+    flipped = dataclasses.replace(test, arm="b", vs="a")
+    assert judge(lambda arm, m, args: values[arm], flipped, 0.95).verdict == NOT_SUPPORTED
+    gated = dataclasses.replace(flipped, gates=(Gate("g positive", "g", "mean", {},
+                                                     Condition.parse("> 0")),))
+    result = judge(lambda arm, m, args: values[arm], gated, 0.95)  # seed 2 fails the gate
+    assert result.verdict == INCONCLUSIVE and result.missing == "gate: g positive"
+    missing = judge(lambda arm, m, args: {0: None}, test, 0.95)
     assert missing.verdict == INCONCLUSIVE and "no value" in missing.missing
 
 
-# ---------------------------------------------------------------- measures
+# ---------------------------------------------------------------- synthetic runs
+
+S, G = 100, 50  # synthetic runs: 100 steps, GAN (where on) from 50
+X = np.arange(S, dtype=float)
+SEEDS = (0, 1, 2)
+Curves = dict[str, np.ndarray]
 
 
-def fake_run(series: dict[str, tuple[np.ndarray, np.ndarray]], steps: int = 100,
-             latent_dims: int | None = None) -> Run:
-    s = {k: Series(np.asarray(x, float), np.asarray(y, float)) for k, (x, y) in series.items()}
-    if latent_dims is not None:
-        s["latent/total_dims"] = Series(np.array([1.0]), np.array([float(latent_dims)]))
-    return Run(Path("fake"), Path("fake/metrics.csv"), "gen_step", s, info={"steps": steps})
+def ramp(t0: float, t1: float) -> np.ndarray:
+    """0 before t0, 1 after t1, linear between."""
+    return np.clip((X - t0) / (t1 - t0), 0.0, 1.0)
 
 
-def test_measures_read_the_right_window():
-    x = np.arange(1, 101)
-    kl = 10 + x  # rises by 1 per step
-    run = fake_run({"train/kl": (x, kl), "train/kl_var": (x, 0.75 * x),
-                    "grad/adv/encoder": (x, np.full(100, 1.0)),
-                    "grad/adv/decoder": (x, np.full(100, 9.0)),
-                    "grad/rec/encoder": (x, np.full(100, 5.0)),
-                    "grad/rec/decoder": (x, np.full(100, 5.0)),
-                    "grad/kl/encoder": (x, np.full(100, 4.0)),
-                    "grad/kl/decoder": (x, np.full(100, 0.0))}, latent_dims=10)
-    assert measures.mean(run, "train/kl", (0.9, 1.0)) == pytest.approx(105)
-    assert measures.ratio(run, "train/kl", (0.9, 1.0), (0.0, 0.1)) == pytest.approx(105 / 15.5)
-    # slope 1 over a 20-step window whose mean level is 70: 20 / 70
-    assert measures.change(run, "train/kl", (0.5, 0.7)) == pytest.approx(20 / 70)
-    assert measures.per_dim(run, "train/kl", (0.9, 1.0)) == pytest.approx(10.5)
-    assert measures.part_of_rise(run, "train/kl_var", "train/kl", (0.9, 1.0), (0.0, 0.1)) \
-        == pytest.approx(0.75)
-    assert measures.encoder_share(run, "adv", (0.5, 0.7)) == pytest.approx(0.1)
-    assert measures.encoder_share(run, ["adv", "rec"], (0.5, 0.7)) == pytest.approx(6 / 20)
-    assert measures.encoder_share_of(run, "kl", (0.5, 0.7)) == pytest.approx(0.4)
+def synth_run(series: Curves, gan: bool, control: Curves | None = None, path: str = "fake") -> Run:
+    """A run of S steps; a GAN run with `control` gets its no-GAN branch from step G."""
+    def to_series(curves: Curves, lo: float) -> dict[str, Series]:
+        keep = X >= lo
+        return {k: Series(X[keep], np.broadcast_to(np.asarray(v, float), X.shape)[keep])
+                for k, v in curves.items()}
+
+    info = {"steps": S, "gan_start": G if gan else None}
+    branch = None
+    if gan and control is not None:
+        branch = Run(Path(path) / "control", Path(path) / "control/m.csv", "gen_step",
+                     to_series({**series, **control}, G), config={"loss": {"gan": False}},
+                     info={"steps": S, "gan_start": None, "fork_step": G, "branch": "control"})
+    return Run(Path(path), Path(path) / "m.csv", "gen_step", to_series(series, 0),
+               config={"loss": {"gan": gan}}, info=info, control=branch)
+
+
+def grads(**terms: tuple[float, float]) -> Curves:
+    """grad/<term>/encoder and /decoder norms, constant."""
+    out = {}
+    for term, (enc, dec) in terms.items():
+        out[f"grad/{term}/encoder"], out[f"grad/{term}/decoder"] = np.full(S, enc), np.full(S, dec)
+    return out
+
+
+# Per claim: the arms' curves for one seed, from that seed's outcome: "sup" (the data the
+# claim predicts), "ref" (the opposite), "gate" (refuting data with the claim's gate unmet).
+# Each arm: (gan, main curves, no-GAN branch curves from G (GAN arms; defaults to main)).
+def scenario_C1(o: str):
+    rise = 4.0 if o == "sup" else 1.0
+    kl = 10 * (1 + (rise - 1) * ramp(0, 10))
+    rec = 1 - (0.5 if o == "sup" else 0.0) * ramp(0, 10)
+    strong = 10 * (1 + (0.2 if o == "sup" else rise - 1) * ramp(0, 10))
+    return {"base": (True, {"train/kl": kl, "train/rec": rec}, {}),
+            "strong_kl": (False, {"train/kl": strong}, None)}
+
+
+def scenario_C2(o: str):
+    kl = 10 + 100 * ramp(0, 100)
+    share = 0.8 if o == "sup" else 0.1
+    logvar = -5.0 if o != "gate" else -1.0
+    return {"base": (True, {"train/kl": kl, "train/kl_var": 2 + share * (kl - 10),
+                            "latent/logvar_mean": np.full(S, logvar)}, {})}
+
+
+def scenario_C3(o: str):
+    sup = o == "sup"
+    return {"base": (True, {"train/kl": 10 + (40 if sup else 0) * ramp(0, 50),
+                            "train/rec": 1 - (0.5 if sup else 0) * ramp(0, 50),
+                            "latent/active_units": np.full(S, 800.0 if sup else 10.0),
+                            "latent/total_dims": np.full(S, 1000.0)}, {})}
+
+
+def scenario_C4(o: str):
+    sup = o == "sup"
+    return {"base": (True, {"train/kl": 10 + X if sup else np.full(S, 10.0)}, {}),
+            "strong_kl": (False, {"train/kl": np.full(S, 5.0 if sup else 10.0)}, None)}
+
+
+def scenario_F1(o: str):
+    base = np.full(S, 100.0) if o != "gate" else 10.0 * X  # still rising: not settled
+    warm = np.full(S, 50.0) if o == "sup" else base
+    return {"base": (True, {"train/kl": base}, {}), "warmup": (False, {"train/kl": warm}, None)}
+
+
+def scenario_F2(o: str):
+    return {"base": (True, {"train/kl": np.full(S, 100.0)}, {}),
+            "mean": (False, {"train/kl": np.full(S, 20.0 if o == "sup" else 100.0)}, None)}
+
+
+def scenario_F3(o: str):
+    lowest = -5.0 if o == "gate" else -15.0
+    return {"base": (True, {"train/kl": np.full(S, 100.0),
+                            "latent/logvar_min": np.full(S, lowest)}, {}),
+            "clamp10": (False, {"train/kl": np.full(S, 50.0 if o == "sup" else 100.0)}, None)}
+
+
+def scenario_F4(o: str):
+    return {"z1": (False, {"train/kl": np.full(S, 200.0 if o == "sup" else 20.0)}, None),
+            "z16": (False, {"train/kl": np.full(S, 100.0)}, None)}
+
+
+def scenario_P2(o: str):
+    if o == "sup":  # rises, then flat once the GAN is on
+        kl = 10 + 2 * np.minimum(X, G)
+    elif o == "ref":  # keeps rising
+        kl = 10 + 2 * X
+    else:  # flat before gan_start (gate unmet), moving after
+        kl = 100 + 3 * np.maximum(X - G, 0)
+    return {"base": (True, {"train/kl": kl}, {})}
+
+
+def _adv(o: str, hits: float) -> Curves:
+    return {"train/adaptive_clamp_hits": np.full(S, hits if o == "gate" else 0.0)}
+
+
+def scenario_G1(o: str):
+    after = X >= G
+    hf = np.where(after, 0.6 if o == "sup" else 0.4, 0.4)
+    low = np.where(after, 1.0 if o == "sup" else 0.5, 1.0)
+    return {"base": (True, {"probe/hf_ratio": hf, "probe/lowpass_l1": low, **_adv(o, 40)},
+                     {"probe/hf_ratio": np.full(S, 0.4), "probe/lowpass_l1": np.full(S, 1.0)})}
+
+
+def scenario_G2(o: str):
+    adv = (1.0, 9.0) if o == "sup" else (5.0, 5.0)
+    kl_gan = 10 + 2 * np.minimum(X, G)
+    kl_control = kl_gan if o == "sup" else 10 + 2 * X  # the GAN flattened KL
+    return {"base": (True, {"train/kl": kl_gan, **grads(adv=adv, rec=(5.0, 5.0)),
+                            **_adv(o, 40)}, {"train/kl": kl_control})}
+
+
+def scenario_G3(o: str):
+    kl = 10 + 2 * np.minimum(X, G)
+    return {"base": (True, {"train/kl": kl}, {"train/kl": kl if o == "sup" else 10 + 2 * X})}
+
+
+def scenario_G4(o: str):
+    perc = (1.0, 9.0) if o == "sup" else (5.0, 5.0)
+    return {"base": (True, grads(perceptual=perc, rec=(5.0, 5.0)), {})}
+
+
+def scenario_G5(o: str):
+    adv_enc = 8.0 if o == "sup" else 0.0
+    return {"base": (True, {**grads(kl=(1.0, 0.0), rec=(1.0, 1.0), adv=(adv_enc, 1.0)),
+                            **_adv(o, 40)}, grads(kl=(1.0, 0.0), rec=(1.0, 1.0), adv=(0.0, 0.0)))}
+
+
+def scenario_W1(o: str):
+    after = X >= G
+    val = np.where(after, 2.0 if o == "sup" else 1.0, 1.0)
+    kl = 10 + 2 * np.minimum(X, G)
+    return {"heavy": (True, {"val/rec": val, "train/kl": kl, **_adv(o, 40)},
+                      {"val/rec": np.full(S, 1.0),
+                       "train/kl": kl if o == "sup" else 10 + 2 * X})}
+
+
+SCENARIOS: dict[str, Callable[[str], dict]] = {
+    cid: globals()[f"scenario_{cid}"] for cid in CLAIMS}
+
+
+def synthetic_table(study, cid: str, outcomes: dict[int, str]) -> RunTable:
+    """A RunTable over synthetic runs: seed k of each arm follows `outcomes[k]`."""
+    arms = {seed: SCENARIOS[cid](o) for seed, o in outcomes.items()}
+
+    def load(regime: str, role: str, seed: int) -> Run | None:
+        spec = arms[seed].get(role)
+        if spec is None:
+            return None
+        gan, main, control = spec
+        return synth_run(main, gan, None if control is None else {**control})
+
+    return RunTable(dataclasses.replace(study, seeds=tuple(outcomes)), load=load)
+
+
+def gated(study, cid: str) -> bool:
+    return any(t.gates for t in study.claims[cid].tests)
+
+
+@pytest.mark.parametrize("cid", CLAIMS)
+def test_every_rule_comes_out_each_way_on_synthetic_curves(study, cid):
+    """Supported on the curves the claim predicts, not supported on the opposite ones,
+    inconclusive when the seeds disagree, and inconclusive (never refuted) when a gate fails."""
+    claim = study.claims[cid]
+
+    def verdict(outcomes: dict[int, str]) -> tuple[str, list]:
+        res = judge_claim(study, synthetic_table(study, cid, outcomes), claim, "ldm")
+        return res.verdict, res.tests
+
+    assert verdict({s: "sup" for s in SEEDS})[0] == SUPPORTED
+    assert verdict({s: "ref" for s in SEEDS})[0] == NOT_SUPPORTED
+    assert verdict({0: "sup", 1: "ref", 2: "sup"})[0] == INCONCLUSIVE
+    if gated(study, cid):  # refuting data with the gate unmet: the gated tests stay open
+        _, refuted = verdict({s: "ref" for s in SEEDS})
+        _, tests = verdict({s: "gate" for s in SEEDS})
+        for (t, r), (_, ref) in zip(tests, refuted, strict=True):
+            if t.gates:
+                assert ref.verdict == NOT_SUPPORTED
+                assert r.verdict == INCONCLUSIVE and r.missing.startswith("gate:"), t.what
+
+
+def test_every_decisive_rule_has_both_bands_and_a_gate_test(study):
+    for claim in study.claims.values():
+        for t in claim.tests:
+            if t.decisive:
+                assert t.supported is not None and t.refuted is not None
+                assert not t.supported.overlaps(t.refuted)
+    assert set(study.claims) == set(CLAIMS) == set(SCENARIOS)
+
+
+# ---------------------------------------------------------------- measures and pairs
+
+
+def test_measures_read_half_open_windows():
+    x = np.arange(0, 100, dtype=float)
+    run = Run(Path("f"), Path("f/m.csv"), "gen_step",
+              {"train/kl": Series(x, 10 + x), "latent/logvar_min": Series(x, -x / 10),
+               "train/adaptive_clamp_hits": Series(x, np.full(100, 10.0)),
+               "latent/total_dims": Series(x[:1], np.array([10.0]))},
+              info={"steps": 100, "gan_start": 50})
+    assert measures.mean(run, "train/kl", (0.9, 1.0)) == pytest.approx(104.5)
+    assert measures.mean(run, "train/kl", (0.4, 0.5)) == pytest.approx(54.5)  # 40..49, not 50
+    assert measures.minimum(run, "latent/logvar_min", (0.9, 1.0)) == pytest.approx(-9.9)
+    assert measures.count_frac(run, "train/adaptive_clamp_hits") == pytest.approx(10 / 50)
+    assert measures.per_dim(run, "train/kl", (0.9, 1.0)) == pytest.approx(10.45)
     assert measures.mean(run, "latent/clamp_frac", (0.9, 1.0)) is None  # not logged
-    assert measures.mean(run, "train/kl", (0.0, 0.001)) is None  # no point in the window
+
+
+def write_run_dir(path: Path, rows: list[dict], info: dict, config: dict) -> None:
+    (path / "csv").mkdir(parents=True)
+    (path / ".hydra").mkdir()
+    cols = sorted({k for r in rows for k in r})
+    lines = [",".join(cols)] + [",".join(str(r.get(c, "")) for c in cols) for r in rows]
+    (path / "csv" / "metrics.csv").write_text("\n".join(lines) + "\n")
+    (path / "run_info.json").write_text(json.dumps(info))
+    (path / ".hydra" / "config.yaml").write_text(json.dumps(config))
+
+
+def test_a_gan_run_pairs_with_its_no_gan_branch_on_disk(tmp_path, study):
+    """Synthetic run dirs as `gan_control=true` writes them: the no-GAN view is the GAN run
+    before the fork and the branch after, and a paired rule reads the same steps of both."""
+    steps, fork = 20, 10
+    for seed in SEEDS:
+        run_dir = tmp_path / "ldm" / "base" / f"seed{seed}"
+        gan = [{"gen_step": t, "train/kl": 10 + t + (3 * (t - fork) if t >= fork else 0)}
+               for t in range(steps)]
+        control = [{"gen_step": t, "train/kl": 10 + t} for t in range(fork, steps)]
+        write_run_dir(run_dir, gan, {"gan_start": fork, "steps": steps},
+                      {"loss": {"gan": True}, "gan_control": True})
+        write_run_dir(run_dir / "control", control, {"gan_start": None, "steps": steps,
+                      "branch": "control", "fork_step": fork}, {"loss": {"gan": False}})
+    s = dataclasses.replace(study, runs_dir=tmp_path, seeds=SEEDS)
+    table = RunTable(s)
+    view = table.get("ldm", "base@nogan", 0)
+    assert view is not None and view.get("train/kl").x.tolist() == list(range(steps))
+    assert view.get("train/kl").y.tolist() == [10 + t for t in range(steps)]
+    run = table.get("ldm", "base", 0)
+    assert run.get("train/kl").y[-1] == 10 + 19 + 27 and run.control is not None
+    assert nogan_view(load_run(tmp_path / "ldm" / "base" / "seed1")) is not None
+    gan_change = table.per_seed("ldm", "base", "change", {"metric": "train/kl",
+                                                         "window": "after_gan"})
+    nogan_change = table.per_seed("ldm", "base@nogan", "change", {"metric": "train/kl",
+                                                                 "window": "after_gan"})
+    assert all(gan_change[s] > nogan_change[s] > 0 for s in SEEDS)
+    g2 = judge_claim(s, table, s.claims["G2"], "ldm").tests[1][1]  # paired KL difference
+    assert g2.verdict == NOT_SUPPORTED and len(g2.values) == 3
 
 
 # ---------------------------------------------------------------- the study definition
 
 
-def test_study_definition_is_complete_and_checked():
-    study = load_study([])
-    assert set(CLAIMS) <= set(study.claims)
-    for arm in study.arms.values():  # every intervention has a control of its own family
-        if arm.control is not None:
-            assert study.arms[arm.control].family == arm.family
-    assert {j.arm for j in study.jobs()} == set(study.arms)
-    assert len(study.seeds) >= 3  # verdicts rest on an interval over seeds
+def test_every_arm_trains_the_regime_it_declares(study):
+    """Compose every arm as its runs are composed: β at a few steps (the real schedule), the
+    reduction, the bounds and every other declared setting match the declaration."""
+    problems = [p for arm in study.arms.values() for p in check_arm(study, arm)]
+    assert problems == []
+    warm = study.arm("ldm", "warmup")
+    w, r = warm.settings["schedule.warmup_steps"], warm.settings["schedule.ramp_steps"]
+    assert expected_beta(warm.settings, 0) == 0.0
+    assert expected_beta(warm.settings, w + r // 2) == pytest.approx(0.5e-6)
+    base = study.arm("ldm", "base").settings
+    assert (base["loss.objective.rec_reduction"], base["beta"], base["schedule"]) == \
+        ("sum", 1e-6, "constant")
+    assert (base["model.posterior.logvar_min"], base["model.posterior.logvar_max"]) == (-30, 20)
+    assert study.arm("ldm", "clamp10").changes == {
+        "loss.gan": False, "model.posterior.logvar_min": -10, "model.posterior.logvar_max": 10}
+    assert study.arm("mean", "base").settings["loss.objective.rec_reduction"] == "mean"
+
+
+def test_a_forgotten_regime_setting_is_caught(study):
+    """Without `schedule` the arm would inherit conf/train.yaml's linear warm-up."""
+    arm = study.arm("ldm", "base")
+    settings = {k: v for k, v in arm.settings.items() if k != "schedule"}
+    problems = check_arm(study, dataclasses.replace(arm, settings=settings))
+    assert any("β(0)" in p for p in problems)
 
 
 @pytest.mark.parametrize(
     "override, message",
     [
-        ("arms.vae_z1.control=nope", "control"),
         ("claims.C1.tests.0.measure=median", "unknown measure"),
         ("claims.C1.tests.0.arm=nope", "unknown arm"),
         ("claims.C1.tests.0.supported='>> 2'", "condition"),
+        ("claims.C1.tests.0.refuted='> 1.2'", "bands overlap"),
+        ("~claims.C1.tests.0.refuted", "both a supporting and a refuting band"),
+        ("arms.base.set.gan_control=false", "needs a no-GAN branch"),
+        ("claims.G1.tests.0.gates=[nope]", "unknown gate"),
         ("windows.after_gan=[0.6,0.8]", "gan_start_frac"),
         ("only=[Z9]", "unknown claim"),
+        ("only_regimes=[sdxl]", "unknown"),
+        ("extra=['beta=1']", "regime setting"),
+        ("+scale.settings.beta=1", "regime settings"),
     ],
 )
 def test_broken_study_definition_names_the_problem(override, message):
@@ -161,14 +439,20 @@ def test_broken_study_definition_names_the_problem(override, message):
 
 
 def test_override_expressions():
-    names = {"steps": 400, "beta": 1e-4, "pixels": 3072.0, "gan_start_frac": 0.5}
+    names = {"steps": 400, "gan_start_frac": 0.5}
     assert expand("gan_start={gan_start_frac*steps}", names) == "gan_start=200"
     assert expand("schedule.warmup_steps={0.1*steps}", names) == "schedule.warmup_steps=40"
-    assert float(expand("beta={beta*pixels}", names)[5:]) == pytest.approx(0.3072)
-    assert expand("beta={100*beta}", names) == "beta=0.01"
     for bad in ("__import__('os').getcwd()", "steps ** 2", "steps +"):
         with pytest.raises(ExpressionError):
             evaluate_expr(bad, names)
+
+
+def test_the_small_scale_fits_its_budget(study):
+    """40 min of wall on 2 cores for every run and branch, by the scale's measured costs."""
+    planned = plan(study)
+    assert len(planned) == len(study.arms) * len(study.seeds) == 45
+    assert makespan([p.cost_s for p in planned], study.workers) < 40 * 60
+    assert sum(p.control_steps for p in planned) == 12 * (study.steps - study.gan_start)
 
 
 # ---------------------------------------------------------------- running
@@ -186,21 +470,37 @@ def test_a_failing_run_is_reported_and_the_others_go_on(tmp_path):
     assert "boom" in results[1].error and (tmp_path / "b" / "study_error.txt").is_file()
 
 
+def test_full_scale_dry_run_prints_plan_estimate_and_what_is_missing(tmp_path, capsys):
+    assert main(["scale=full", "dry_run=true", f"runs_dir={tmp_path}/runs",
+                 f"extra=['data.root={tmp_path}/nodata']"]) == 0
+    out = capsys.readouterr().out
+    assert "plan: 45 runs" in out and "estimate:" in out and "LPIPS: vgg" in out
+    assert "MISSING data" in out
+    assert not (tmp_path / "runs").exists()  # trained nothing
+
+
 def test_tiny_study_end_to_end(tmp_path):
-    """The whole study at tiny scale: real runs, a report with a verdict for every claim."""
-    args = ["scale=tiny", f"runs_dir={tmp_path}/runs", f"out_dir={tmp_path}/out"]
+    """Real runs at tiny scale, GAN arms with their no-GAN branch, a report per regime."""
+    args = ["scale=tiny", f"runs_dir={tmp_path}/runs", f"out_dir={tmp_path}/out",
+            "only=[C1,G2,W1]", "only_regimes=[ldm]"]
     assert main(args) == 0
     report = (tmp_path / "out" / "REPORT.md").read_text()
     results = json.loads((tmp_path / "out" / "results.json").read_text())
-    for cid in CLAIMS:
-        assert results[cid]["verdict"] in VERDICTS, cid
-        assert f"## {cid}:" in report and f"| {cid} | **" in report, cid
-    assert (tmp_path / "out" / "plots" / "C1.png").is_file()
-    run = load_run(tmp_path / "runs" / "gan" / "seed0")  # a normal run dir
-    assert (run.path / ".hydra" / "config.yaml").is_file()
-    assert run.gan_start == 5 and run.get("probe/hf_ratio") is not None
-    assert load_run(tmp_path / "runs" / "ae_clamp" / "seed0").cfg(
-        "model.posterior.logvar_min") == -10
+    assert report.split("\n## ")[1].startswith("Regimes")  # opens with the regime table
+    assert "| `ldm/base` | 1e-06, constant" in report and "paired no-GAN branch" in report
+    for cid in ("C1", "G2", "W1"):
+        assert results[cid]["ldm"]["verdict"] in VERDICTS, cid
+        assert f"### {cid} in the ldm regime" in report
+    assert (tmp_path / "out" / "plots" / "G2_ldm.png").is_file()
+    run = load_run(tmp_path / "runs" / "ldm" / "base" / "seed0")
+    assert run.control is not None and run.control.info["branch"] == "control"
+    view = nogan_view(run)
+    kl = view.get("train/kl")
+    assert kl.x.min() < run.gan_start <= kl.x.max()
+    paired = results["G2"]["ldm"]["tests"][1]  # KL change, GAN − no-GAN, one value per seed
+    assert len(paired["values"]) == 2
+    assert load_run(tmp_path / "runs" / "ldm" / "heavy" / "seed1").cfg(
+        "loss.objective.disc_weight") == 5.0
     # A second invocation keeps the finished runs and only rewrites the report.
     assert main([*args, "only=[C1]"]) == 0
     assert "kept" in (tmp_path / "out" / "REPORT.md").read_text()

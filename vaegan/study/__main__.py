@@ -1,8 +1,10 @@
 """``python -m vaegan.study [scale=small|full|tiny] [key=value ...]`` (``make study``).
 
-Trains every arm × seed the selected claims need (runs finished before with the same
-overrides are kept), judges each claim by its rule in ``conf/study/study.yaml`` and writes
-``REPORT.md`` + plots into the scale's ``out_dir`` (``study/`` for the default small scale).
+Checks every arm's composed regime against its declaration, prints the plan and the time
+estimate (``dry_run=true``: and stops there), trains every arm × seed the selected claims
+need (runs finished before with the same overrides are kept, so an interrupted study resumes),
+judges each claim per regime by its rule in ``conf/study/study.yaml`` and writes ``REPORT.md``
++ plots into the scale's ``out_dir`` (``study/`` for the default small scale).
 """
 
 from __future__ import annotations
@@ -13,6 +15,9 @@ from collections.abc import Sequence
 from hydra.errors import HydraException
 
 from vaegan.study.config import StudyConfigError, load_study
+from vaegan.study.plan import plan, plan_text, prerequisites
+from vaegan.study.provenance import Clock
+from vaegan.study.regimes import check_arm
 from vaegan.study.report import write_study_report
 from vaegan.study.runner import run_jobs
 
@@ -24,15 +29,32 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 0
     try:
         study = load_study(args)
+        problems = [p for arm in study.needed_arms() for p in check_arm(study, arm)]
     except (StudyConfigError, ValueError, HydraException) as err:
         print(f"vaegan.study: error: {err}", file=sys.stderr)
         return 2
-    jobs = study.jobs()
-    print(f"KL study, scale={study.scale}: {len(study.claims)} claims,"
-          f" {len(study.needed_arms())} arms x {len(study.seeds)} seeds = {len(jobs)} runs of"
-          f" {study.steps} steps under {study.runs_dir}")
+    if problems:
+        print("vaegan.study: error: declared and composed regimes differ:\n  "
+              + "\n  ".join(problems), file=sys.stderr)
+        return 2
+    planned = plan(study)
+    print(f"KL study, scale={study.scale}: {len(study.claims)} claims x"
+          f" {len(study.regimes)} regimes ({', '.join(study.regimes)}), runs under"
+          f" {study.runs_dir}")
+    print(plan_text(study, planned))
+    if study.dry_run:
+        return 0
+    missing = prerequisites(study)
+    if missing:
+        print("vaegan.study: error: " + "; ".join(missing), file=sys.stderr)
+        return 2
+    clock = Clock()
+    print(f"started {clock.start:%Y-%m-%d %H:%M:%S} UTC, load average {clock.loads[0]:.2f}")
+    jobs = [p.job for p in planned]  # longest first: the packing the estimate assumes
     results = run_jobs(jobs, fresh=study.fresh, workers=study.workers, threads=study.threads)
-    report = write_study_report(study, results)
+    clock.stop()
+    print(clock.text())
+    report = write_study_report(study, results, clock)
     print(f"report: {report}")
     failed = [r for r in results if not r.ok]
     if failed:

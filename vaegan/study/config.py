@@ -1,12 +1,15 @@
 """The study definition (``conf/study``): composed with Hydra, checked, turned into jobs.
 
 Checked before anything trains, so a typo in an arm or a rule costs a second: every arm's
-control exists and is in the same family, every test names known arms, measures and windows,
-every condition parses, and the GAN windows sit on ``gan_start_frac``.
+settings name a regime it runs in, no scale setting or ``extra`` override touches a regime
+setting, every test names known arms, measures, windows and gates, every decisive test has a
+supporting and a refuting band that do not overlap, and the GAN windows sit on gan_start.
 """
 
 from __future__ import annotations
 
+import json
+import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -18,58 +21,37 @@ from omegaconf import OmegaConf
 
 from vaegan.study.expressions import expand
 from vaegan.study.measures import MEASURES, WINDOW_PARAMS
-from vaegan.study.rules import Condition
+from vaegan.study.rules import Condition, Gate, Test
 from vaegan.study.runner import Job
-from vaegan.train import CONFIG_DIR, compose_train_config
+from vaegan.train import CONFIG_DIR
 
 STUDY_CONFIG_DIR = str(Path(CONFIG_DIR) / "study")
-# Overrides every study run gets: one line per run instead of progress bars, a checkpoint and
-# image grid at the end only, no per-run diagnosis (the study measures the runs itself), and
-# diagnostics often enough that every window holds points: gradient attribution 50 times a
-# run, active units 10 times, no histograms (they go to TensorBoard/wandb only).
+NOGAN = "nogan"  # `<arm>@nogan`: the arm's no-GAN trajectory (vaegan.study.pairs)
+GROUPS = ("data", "model", "loss", "schedule", "trainer")  # settings that select a config group
+# Overrides every study run gets (not regime: what is measured and how often): one line per
+# run instead of progress bars, a checkpoint and image grid at the end only, no per-run
+# diagnosis (the study measures the runs itself), the spectral probe (G1), and diagnostics
+# often enough that every window holds points: gradient attribution 50 times a run, posterior
+# statistics 100 times, active units 10 times, no histograms (TensorBoard/wandb only).
 RUN_DEFAULTS = (
     "diagnose=false",
+    "logger=csv",
     "++trainer.enable_progress_bar=false",
     "trainer.enable_model_summary=false",
     "callbacks.progress=null",
     "callbacks.checkpoint.every_n_gen_steps={steps}",
     "callbacks.images.every_n_steps={steps}",
     "callbacks.gradients.every_n_steps={0.02*steps}",
+    "callbacks.latent.every_n_steps={0.01*steps}",
     "callbacks.latent.active_units_every={0.1*steps}",
     "callbacks.latent.histograms_every=null",
+    "callbacks.discriminator.every_n_steps={0.05*steps}",
+    "+callbacks.probe._target_=vaegan.study.probe.SpectralProbe",
 )
 
 
 class StudyConfigError(ValueError):
     """A study definition that cannot work; the message names the arm, claim or key."""
-
-
-@dataclass(frozen=True)
-class Test:
-    """One statistic of a claim (see ``conf/study/study.yaml`` for the semantics)."""
-
-    what: str
-    arm: str
-    measure: str
-    args: dict[str, Any]
-    vs: str | None = None
-    vs_args: dict[str, Any] = field(default_factory=dict)
-    op: str = "value"
-    supported: Condition | None = None
-    refuted: Condition | None = None
-
-    @property
-    def decisive(self) -> bool:
-        return self.supported is not None or self.refuted is not None
-
-    @property
-    def arms(self) -> tuple[str, ...]:
-        return (self.arm,) if self.vs is None else (self.arm, self.vs)
-
-    @property
-    def log(self) -> bool:
-        """Ratios are skewed: their interval is taken on a log scale."""
-        return self.op == "ratio" or (self.op == "value" and self.measure == "ratio")
 
 
 @dataclass(frozen=True)
@@ -82,16 +64,40 @@ class Claim:
 
     @property
     def arms(self) -> set[str]:
-        return {a for t in self.tests for a in t.arms} | set(self.plot_arms)
+        """Roles (arm names without ``@view``) the claim reads."""
+        refs = {r for t in self.tests for r in t.arms} | set(self.plot_arms)
+        return {split_ref(r)[0] for r in refs}
+
+
+@dataclass(frozen=True)
+class Regime:
+    name: str
+    label: str
+    about: str
 
 
 @dataclass(frozen=True)
 class Arm:
-    name: str
-    family: str
+    """One arm of one regime: its whole declared regime (`settings`) and what it changes."""
+
+    regime: str
+    role: str
     about: str
-    overrides: tuple[str, ...]
-    control: str | None = None
+    settings: dict[str, Any]  # every regime setting of the run, expressions expanded
+    changes: dict[str, Any]   # the arm's own `set` (what differs from the regime)
+
+    @property
+    def key(self) -> str:
+        return f"{self.regime}/{self.role}"
+
+    @property
+    def gan(self) -> bool:
+        return bool(self.settings.get("loss.gan", True))
+
+    @property
+    def paired(self) -> bool:
+        """A GAN run that trains its own no-GAN branch from gan_start."""
+        return self.gan and bool(self.settings.get("gan_control", False))
 
 
 @dataclass
@@ -100,39 +106,69 @@ class Study:
 
     scale: str
     steps: int
+    gan_start: int
     seeds: tuple[int, ...]
     runs_dir: Path
     out_dir: Path
     fresh: bool
+    dry_run: bool
     confidence: float
     windows: dict[str, tuple[float, float]]
-    arms: dict[str, Arm]
+    regimes: dict[str, Regime]  # the selected ones
+    arms: dict[str, Arm]        # by key "<regime>/<role>", every arm of the selected regimes
     claims: dict[str, Claim]
     workers: int  # runs trained at once (processes)
     threads: int | None  # torch CPU threads per run (None: torch's default)
-    names: dict[str, float]  # values {expressions} in overrides may use
-    common: tuple[str, ...]  # overrides of every run (scale, defaults, extra)
+    names: dict[str, float]  # values {expressions} may use
+    common: tuple[str, ...]  # overrides of every run that are not regime settings
+    cost: dict[str, Any]
     raw: dict[str, Any] = field(default_factory=dict)
 
-    def needed_arms(self) -> list[str]:
-        """Arms the selected claims use, plus their controls, in definition order."""
-        needed = set().union(*(c.arms for c in self.claims.values())) if self.claims else set()
-        needed |= {self.arms[a].control for a in needed if self.arms[a].control}
-        return [a for a in self.arms if a in needed]
+    def arm(self, regime: str, role: str) -> Arm | None:
+        return self.arms.get(f"{regime}/{role}")
 
-    def run_dir(self, arm: str, seed: int) -> Path:
-        return self.runs_dir / arm / f"seed{seed}"
+    def applies(self, test: Test, regime: str) -> bool:
+        """Whether the regime has every arm the test (and its gates) reads."""
+        return all(self.arm(regime, split_ref(r)[0]) is not None for r in test.arms)
 
-    def overrides(self, arm: str, seed: int) -> tuple[str, ...]:
+    def needed_arms(self) -> list[Arm]:
+        """Arms the selected claims read in each selected regime, in definition order."""
+        needed = set()
+        for regime in self.regimes:
+            for claim in self.claims.values():
+                refs = {r for t in claim.tests if self.applies(t, regime) for r in t.arms}
+                refs |= {r for r in claim.plot_arms if self.arm(regime, split_ref(r)[0])}
+                needed |= {f"{regime}/{split_ref(r)[0]}" for r in refs}
+        return [a for k, a in self.arms.items() if k in needed]
+
+    def run_dir(self, arm: Arm, seed: int) -> Path:
+        return self.runs_dir / arm.regime / arm.role / f"seed{seed}"
+
+    def overrides(self, arm: Arm, seed: int) -> tuple[str, ...]:
         """The full ``vaegan-train`` override list of one run."""
-        a = self.arms[arm]
-        raw = [*self.common, *self.raw["families"][a.family], *a.overrides,
-               f"steps={self.steps}", f"seed={seed}", f"run_name=study_{arm}"]
-        return tuple(expand(o, self.names) for o in raw)
+        own = [f"{k}={hydra_value(v)}" for k, v in arm.settings.items()]
+        return (*self.common, *own, f"seed={seed}", f"run_name=study_{arm.regime}_{arm.role}")
 
     def jobs(self) -> list[Job]:
-        return [Job(arm, seed, self.overrides(arm, seed), self.run_dir(arm, seed))
+        return [Job(arm.key, seed, self.overrides(arm, seed), self.run_dir(arm, seed))
                 for arm in self.needed_arms() for seed in self.seeds]
+
+
+def split_ref(ref: str) -> tuple[str, str]:
+    """``base@nogan`` → (``base``, ``nogan``); ``base`` → (``base``, "")."""
+    role, _, view = str(ref).partition("@")
+    return role, view
+
+
+def hydra_value(value: Any) -> str:
+    """A YAML value as the right-hand side of a Hydra override."""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, (list, tuple)):
+        return "[" + ",".join(hydra_value(v) for v in value) + "]"
+    if value is None:
+        return "null"
+    return str(value)
 
 
 # ---------------------------------------------------------------- loading and checking
@@ -151,35 +187,135 @@ def load_study(overrides: Sequence[str] = ()) -> Study:
     """Compose, check and resolve the study; raises `StudyConfigError` naming what is wrong."""
     raw = compose_study(overrides)
     scale = raw["scale"]
-    names: dict[str, float] = {"steps": int(scale["steps"]), "beta": float(raw["beta"]),
-                               "gan_start_frac": float(raw["gan_start_frac"])}
-    common = tuple(expand(o, names) for o in [*RUN_DEFAULTS, *scale.get("overrides", []),
-                                              *raw.get("extra", []), f"beta={raw['beta']}"])
+    steps = int(scale["steps"])
+    names: dict[str, float] = {"steps": steps, "gan_start_frac": float(scale["gan_start_frac"])}
     windows = {k: (float(v[0]), float(v[1])) for k, v in raw["windows"].items()}
-    arms = {name: Arm(name, a["family"], a.get("about", ""), tuple(a.get("overrides") or ()),
-                      a.get("control")) for name, a in raw["arms"].items()}
-    claims = {cid: _claim(cid, c) for cid, c in raw["claims"].items()}
+    regimes = _regimes(raw)
+    scale_settings = _auto_settings(dict(scale.get("settings") or {}))
+    arms = _arms(raw, regimes, scale_settings, names)
+    claims = {cid: _claim(cid, c, raw.get("gates") or {}) for cid, c in raw["claims"].items()}
     only = [str(c) for c in raw.get("only") or []]
     unknown = [c for c in only if c not in claims]
     if unknown:
         raise StudyConfigError(f"only={unknown}: unknown claim ids; known: {', '.join(claims)}")
     if only:
         claims = {c: claims[c] for c in only}
+    only_regimes = [str(r) for r in raw.get("only_regimes") or []]
+    unknown = [r for r in only_regimes if r not in regimes]
+    if unknown:
+        raise StudyConfigError(f"only_regimes={unknown}: unknown; known: {', '.join(regimes)}")
+    if only_regimes:
+        regimes = {r: regimes[r] for r in only_regimes}
+        arms = {k: a for k, a in arms.items() if a.regime in regimes}
+    common = tuple(expand(o, names) for o in [*RUN_DEFAULTS, *scale.get("overrides", []),
+                                              *raw.get("extra", [])])
     study = Study(
-        scale=str(scale["name"]), steps=int(scale["steps"]),
+        scale=str(scale["name"]), steps=steps,
+        gan_start=int(expand("{gan_start_frac*steps}", names)),
         seeds=tuple(int(s) for s in scale["seeds"]), runs_dir=Path(raw["runs_dir"]),
-        out_dir=Path(raw["out_dir"]), fresh=bool(raw["fresh"]),
-        confidence=float(raw["confidence"]), windows=windows, arms=arms, claims=claims,
-        workers=int(scale.get("workers") or 1),
+        out_dir=Path(raw["out_dir"]), fresh=bool(raw["fresh"]), dry_run=bool(raw["dry_run"]),
+        confidence=float(raw["confidence"]), windows=windows, regimes=regimes, arms=arms,
+        claims=claims, workers=int(scale.get("workers") or 1),
         threads=None if scale.get("threads") is None else int(scale["threads"]),
-        names=names, common=common, raw=raw,
+        names=names, common=common, cost=dict(scale.get("cost") or {}), raw=raw,
     )
     check(study)
-    study.names["pixels"] = _pixels(study)
     return study
 
 
-def _claim(cid: str, c: Mapping[str, Any]) -> Claim:
+def _auto_settings(settings: dict[str, Any]) -> dict[str, Any]:
+    """``perceptual.pretrained: auto``: true when the backbone's weights are on disk."""
+    key = "loss.objective.perceptual.pretrained"
+    if settings.get(key) == "auto":
+        from vaegan.losses.perceptual import backbone_path
+
+        net = settings.get("loss.objective.perceptual.net", "alex")
+        settings[key] = backbone_path(net).is_file()
+    return settings
+
+
+def _regimes(raw: Mapping[str, Any]) -> dict[str, Regime]:
+    out = {}
+    for name, r in raw["regimes"].items():
+        if r.get("extends") and r["extends"] not in raw["regimes"]:
+            raise StudyConfigError(f"regimes.{name}.extends={r['extends']!r}: no such regime")
+        about = " ".join(str(r.get("about", "")).split())
+        out[name] = Regime(name, str(r.get("label", name)), about)
+    return out
+
+
+def regime_settings(raw: Mapping[str, Any], name: str, seen: tuple[str, ...] = ()) -> dict:
+    """A regime's settings, those of the regime it extends first."""
+    if name in seen:
+        raise StudyConfigError(f"regimes.{name}: `extends` loops ({' -> '.join(seen)})")
+    r = raw["regimes"][name]
+    base = regime_settings(raw, r["extends"], (*seen, name)) if r.get("extends") else {}
+    return {**base, **(r.get("settings") or {})}
+
+
+def _arms(raw: Mapping[str, Any], regimes: Mapping[str, Regime], scale_settings: dict,
+          names: Mapping[str, float]) -> dict[str, Arm]:
+    study_base = dict(raw["study_base"])
+    regime_keys = set(study_base) | {k for r in regimes for k in regime_settings(raw, r)}
+    for a in raw["arms"].values():
+        regime_keys |= set(a.get("set") or {})
+    clash = sorted(regime_keys & set(scale_settings))
+    if clash:
+        raise StudyConfigError(f"scale.settings sets regime settings {clash}: a scale may fix"
+                               " only what no regime or arm states")
+    for o in [*raw["scale"].get("overrides", []), *raw.get("extra", [])]:
+        key = re.sub(r"^[+~]+", "", str(o).split("=", 1)[0])
+        if key in regime_keys or key in scale_settings:
+            raise StudyConfigError(f"override {o!r} changes the regime setting {key!r}; regimes"
+                                   " are fixed in conf/study (study_base, regimes, arms, scale"
+                                   " settings)")
+    out = {}
+    for name, a in raw["arms"].items():
+        for r in a.get("regimes") or []:
+            if r not in raw["regimes"]:
+                raise StudyConfigError(f"arms.{name}.regimes: unknown regime {r!r}")
+    for regime, (name, a) in ((r, item) for r in regimes for item in raw["arms"].items()):
+        if regime in (a.get("regimes") or regimes):
+            changes = {k: _per_regime(v, regime, f"arms.{name}.set.{k}", regimes)
+                       for k, v in (a.get("set") or {}).items()}
+            settings = {**study_base, **scale_settings, **regime_settings(raw, regime),
+                        **changes}
+            settings = {k: _expand_value(v, names) for k, v in settings.items()}
+            out[f"{regime}/{name}"] = Arm(regime, name, " ".join(str(a.get("about", "")).split()),
+                                          settings, {k: settings[k] for k in changes})
+    return out
+
+
+def _per_regime(value: Any, regime: str, where: str, regimes: Mapping[str, Regime]) -> Any:
+    """``{ldm: 1.0, mean: 1e-2}``: the value for `regime`."""
+    if isinstance(value, dict) and set(value) <= set(regimes) | {"_"}:
+        if regime not in value:
+            raise StudyConfigError(f"{where}: no value for regime {regime!r}")
+        return value[regime]
+    return value
+
+
+def _expand_value(value: Any, names: Mapping[str, float]) -> Any:
+    """``"{0.1*steps}"`` → 80 (an int for step counts), other values unchanged."""
+    if isinstance(value, str) and "{" in value:
+        out = expand(value, names)
+        try:
+            return json.loads(out)
+        except ValueError:
+            return out
+    return value
+
+
+def _gate(spec: Any, shared: Mapping[str, Any], where: str) -> Gate:
+    if isinstance(spec, str):
+        if spec not in shared:
+            raise StudyConfigError(f"{where}: unknown gate {spec!r}; known: {', '.join(shared)}")
+        spec = shared[spec]
+    return Gate(str(spec["what"]), str(spec["arm"]), str(spec["measure"]),
+                dict(spec.get("args") or {}), Condition.parse(spec["holds"]))
+
+
+def _claim(cid: str, c: Mapping[str, Any], shared_gates: Mapping[str, Any]) -> Claim:
     tests = []
     for i, t in enumerate(c.get("tests") or []):
         where = f"claims.{cid}.tests[{i}]"
@@ -190,8 +326,12 @@ def _claim(cid: str, c: Mapping[str, Any]) -> Claim:
                 vs_args=dict(t.get("vs_args") or {}), op=str(t.get("op", "value")),
                 supported=Condition.parse(t["supported"]) if "supported" in t else None,
                 refuted=Condition.parse(t["refuted"]) if "refuted" in t else None,
+                gates=tuple(_gate(g, shared_gates, f"{where}.gates[{j}]")
+                            for j, g in enumerate(t.get("gates") or [])),
             ))
         except (KeyError, ValueError) as err:
+            if isinstance(err, StudyConfigError):
+                raise
             raise StudyConfigError(f"{where}: {err}") from None
     plot = c.get("plot") or {}
     return Claim(cid, " ".join(str(c.get("claim", "")).split()), tuple(tests),
@@ -200,7 +340,6 @@ def _claim(cid: str, c: Mapping[str, Any]) -> Claim:
 
 def check(study: Study) -> None:
     """Every mistake a study definition can hold that would otherwise show up mid-study."""
-    families = study.raw["families"]
     for name, (lo, hi) in study.windows.items():
         if not 0 <= lo < hi <= 1:
             raise StudyConfigError(f"windows.{name}=[{lo}, {hi}]: need 0 <= lo < hi <= 1")
@@ -209,51 +348,49 @@ def check(study: Study) -> None:
         if name in study.windows and study.windows[name][edge] != gs:
             raise StudyConfigError(f"windows.{name} must {'end' if edge else 'start'} at"
                                    f" gan_start_frac={gs}")
-    roots: dict[str, list[str]] = {}
-    for arm in study.arms.values():
-        if arm.family not in families:
-            raise StudyConfigError(f"arms.{arm.name}.family={arm.family!r}: not in families")
-        if arm.control is None:
-            roots.setdefault(arm.family, []).append(arm.name)
-            continue
-        control = study.arms.get(arm.control)
-        if control is None or control.family != arm.family or control.name == arm.name:
-            raise StudyConfigError(f"arms.{arm.name}.control={arm.control!r}: must be another"
-                                   f" arm of family {arm.family!r}")
-    for family, names in roots.items():
-        if len(names) != 1:
-            raise StudyConfigError(f"family {family!r} needs exactly one control arm (an arm"
-                                   f" without `control`), has {names}")
+    roles = {a.role for a in study.arms.values()} | set(study.raw["arms"])
     for claim in study.claims.values():
         if not any(t.decisive for t in claim.tests):
             raise StudyConfigError(f"claims.{claim.id}: no test decides (supported/refuted)")
         for i, t in enumerate(claim.tests):
-            _check_test(study, f"claims.{claim.id}.tests[{i}]", t)
-        for arm in claim.plot_arms:
-            if arm not in study.arms:
-                raise StudyConfigError(f"claims.{claim.id}.plot: unknown arm {arm!r}")
+            _check_test(study, f"claims.{claim.id}.tests[{i}]", t, roles)
+        for ref in claim.plot_arms:
+            _check_ref(study, f"claims.{claim.id}.plot", ref, roles)
 
 
-def _check_test(study: Study, where: str, t: Test) -> None:
-    for arm in t.arms:
-        if arm not in study.arms:
-            raise StudyConfigError(f"{where}: unknown arm {arm!r}")
-    if t.measure not in MEASURES:
-        raise StudyConfigError(f"{where}: unknown measure {t.measure!r}; known:"
-                               f" {', '.join(MEASURES)}")
+def _check_ref(study: Study, where: str, ref: str, roles: set[str]) -> None:
+    role, view = split_ref(ref)
+    if role not in roles:
+        raise StudyConfigError(f"{where}: unknown arm {role!r}")
+    if view not in ("", NOGAN):
+        raise StudyConfigError(f"{where}: {ref!r}: the only view is @{NOGAN}")
+    if view == NOGAN:
+        for arm in (a for a in study.arms.values() if a.role == role):
+            if arm.gan and not arm.paired:
+                raise StudyConfigError(f"{where}: {ref!r} needs a no-GAN branch, but arm"
+                                       f" {arm.key} has the GAN and gan_control=false")
+
+
+def _check_test(study: Study, where: str, t: Test, roles: set[str]) -> None:
+    for ref in t.arms:
+        _check_ref(study, where, ref, roles)
+    for measure, args in [(t.measure, t.args), (t.measure, t.vs_args),
+                          *((g.measure, g.args) for g in t.gates)]:
+        if measure not in MEASURES:
+            raise StudyConfigError(f"{where}: unknown measure {measure!r}; known:"
+                                   f" {', '.join(MEASURES)}")
+        for key in WINDOW_PARAMS:
+            if key in args and args[key] not in study.windows:
+                raise StudyConfigError(f"{where}: {key}={args[key]!r} is not in windows")
     if t.op not in ("value", "ratio", "diff"):
         raise StudyConfigError(f"{where}: op={t.op!r}; use value, ratio or diff")
     compares = t.vs is not None or bool(t.vs_args)
     if compares != (t.op != "value"):
         raise StudyConfigError(f"{where}: `vs`/`vs_args` and op ratio/diff go together")
-    for args in (t.args, t.vs_args):
-        for key in WINDOW_PARAMS:
-            if key in args and args[key] not in study.windows:
-                raise StudyConfigError(f"{where}: {key}={args[key]!r} is not in windows")
-
-
-def _pixels(study: Study) -> float:
-    """Values per image (C·H·W) of the scale's data and model: the scale of a `sum` recon."""
-    cfg = compose_train_config(study.runs_dir, study.common)
-    GlobalHydra.instance().clear()
-    return float(cfg.model.in_channels * cfg.data.image_size ** 2)
+    if t.decisive:
+        if t.supported is None or t.refuted is None:
+            raise StudyConfigError(f"{where}: a decisive test needs both a supporting and a"
+                                   " refuting band (a rule must be able to fail both ways)")
+        if t.supported.overlaps(t.refuted):
+            raise StudyConfigError(f"{where}: bands overlap (supported {t.supported}, refuted"
+                                   f" {t.refuted})")

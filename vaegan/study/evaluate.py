@@ -1,69 +1,95 @@
-"""Judge every claim of the study on its finished runs (no training, no plotting)."""
+"""Judge every claim of the study on its finished runs, per regime (no training, no plots)."""
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
 from vaegan.analysis.runs import Run, RunDirError, load_run
-from vaegan.study.config import Claim, Study, Test
+from vaegan.study.config import NOGAN, Claim, Study, split_ref
 from vaegan.study.measures import MEASURES, WINDOW_PARAMS
-from vaegan.study.rules import TestResult, claim_verdict, judge
+from vaegan.study.pairs import nogan_view
+from vaegan.study.rules import NOT_RUN, Test, TestResult, claim_verdict, judge
+from vaegan.study.stats import Interval
+
+Loader = Callable[[str, str, int], Run | None]  # (regime, role, seed) -> the arm's run
 
 
 @dataclass
 class ClaimResult:
     claim: Claim
+    regime: str
     tests: list[tuple[Test, TestResult]]
     verdict: str
 
 
 class RunTable:
-    """The study's runs by (arm, seed), loaded once; a missing or failed run is None."""
+    """The study's runs by (regime, arm, seed), loaded once; a missing or failed run is None.
 
-    def __init__(self, study: Study, failed: set[tuple[str, int]] | None = None) -> None:
+    An arm reference is ``role`` (the run; for a GAN arm, its GAN branch) or ``role@nogan``
+    (the no-GAN trajectory, `vaegan.study.pairs.nogan_view`).
+    """
+
+    def __init__(self, study: Study, failed: set[tuple[str, int]] | None = None,
+                 load: Loader | None = None) -> None:
         self.study = study
         self.failed = failed or set()
-        self._runs: dict[tuple[str, int], Run | None] = {}
+        self._load = load or self._from_disk
+        self._runs: dict[tuple[str, str, int], Run | None] = {}
 
-    def get(self, arm: str, seed: int) -> Run | None:
-        key = (arm, seed)
+    def _from_disk(self, regime: str, role: str, seed: int) -> Run | None:
+        arm = self.study.arm(regime, role)
+        if arm is None or (arm.key, seed) in self.failed:
+            return None
+        try:
+            return load_run(self.study.run_dir(arm, seed))
+        except RunDirError:
+            return None
+
+    def get(self, regime: str, ref: str, seed: int) -> Run | None:
+        role, view = split_ref(ref)
+        key = (regime, role, seed)
         if key not in self._runs:
-            self._runs[key] = None if key in self.failed else _load(self.study.run_dir(*key))
-        return self._runs[key]
+            self._runs[key] = self._load(regime, role, seed)
+        run = self._runs[key]
+        if run is None or view != NOGAN:
+            return run
+        return nogan_view(run)
 
-    def runs(self, arm: str) -> list[Run]:
-        return [r for s in self.study.seeds if (r := self.get(arm, s)) is not None]
+    def runs(self, regime: str, ref: str) -> list[Run]:
+        return [r for s in self.study.seeds if (r := self.get(regime, ref, s)) is not None]
 
-    def per_seed(self, arm: str, measure: str, args: Mapping[str, Any]
+    def per_seed(self, regime: str, ref: str, measure: str, args: Mapping[str, Any]
                  ) -> dict[int, float | None]:
-        """The measure on every seed's run of `arm` (None where the run or value is missing)."""
+        """The measure on every seed's run (None where the run or the value is missing)."""
         fn = MEASURES[measure]
         kwargs = {k: self.study.windows[v] if k in WINDOW_PARAMS else v for k, v in args.items()}
         out: dict[int, float | None] = {}
         for seed in self.study.seeds:
-            run = self.get(arm, seed)
+            run = self.get(regime, ref, seed)
             out[seed] = None if run is None else fn(run, **kwargs)
         return out
 
 
-def _load(path) -> Run | None:
-    try:
-        return load_run(path)
-    except RunDirError:
-        return None
+def judge_claim(study: Study, table: RunTable, claim: Claim, regime: str) -> ClaimResult:
+    """A claim's tests and verdict in one regime (tests on arms it lacks: not run)."""
+    tests = []
+    for test in claim.tests:
+        if not study.applies(test, regime):
+            nan = float("nan")
+            tests.append((test, TestResult({}, Interval(nan, nan, nan, 0), NOT_RUN,
+                                           "the regime has no such arm")))
+            continue
+
+        def per_seed(ref: str, measure: str, args: Mapping[str, Any]):
+            return table.per_seed(regime, ref, measure, args)
+
+        tests.append((test, judge(per_seed, test, study.confidence)))
+    return ClaimResult(claim, regime, tests, claim_verdict([r.verdict for _, r in tests]))
 
 
 def evaluate(study: Study, table: RunTable) -> list[ClaimResult]:
-    """Every selected claim's tests and verdict, in the order of the config."""
-    results = []
-    for claim in study.claims.values():
-        tests = []
-        for test in claim.tests:
-            def per_seed(arm: str, args: Mapping[str, Any], m: str = test.measure):
-                return table.per_seed(arm, m, args)
-
-            tests.append((test, judge(per_seed, test, study.confidence)))
-        results.append(ClaimResult(claim, tests, claim_verdict([r.verdict for _, r in tests])))
-    return results
+    """Every selected claim in every selected regime, in the order of the config."""
+    return [judge_claim(study, table, claim, regime)
+            for claim in study.claims.values() for regime in study.regimes]

@@ -13,8 +13,10 @@ from collections.abc import Callable, Sequence
 from vaegan.analysis.diagnose import diagnose, grad_means, rel_change
 from vaegan.analysis.runs import Run
 
-Window = tuple[float, float]  # fractions of the run's steps, e.g. (0.9, 1.0)
+Window = tuple[float, float]  # fractions of the run's steps, half-open: [0.9, 1.0)
 MIN_POINTS = 3  # a slope needs this many logged points in its window
+_OPEN = 0.5  # steps are integers: [lo, hi) is [lo, hi - 0.5] (a window ending at gan_start
+#              holds no GAN step)
 
 
 def run_steps(run: Run) -> float:
@@ -24,9 +26,9 @@ def run_steps(run: Run) -> float:
 
 
 def bounds(run: Run, window: Window) -> tuple[float, float]:
-    """A window in absolute generator steps."""
+    """A window in absolute generator steps, as the closed range [lo, hi - 0.5]."""
     steps = run_steps(run)
-    return window[0] * steps, window[1] * steps
+    return window[0] * steps, window[1] * steps - _OPEN
 
 
 def mean(run: Run, metric: str, window: Window) -> float | None:
@@ -36,6 +38,24 @@ def mean(run: Run, metric: str, window: Window) -> float | None:
         return None
     w = s.between(*bounds(run, window))
     return float(w.y.mean()) if len(w) else None
+
+
+def minimum(run: Run, metric: str, window: Window) -> float | None:
+    """Lowest value of `metric` over the window (e.g. the lowest log σ² reached)."""
+    s = run.get(metric)
+    if s is None:
+        return None
+    w = s.between(*bounds(run, window))
+    return float(w.y.min()) if len(w) else None
+
+
+def count_frac(run: Run, metric: str) -> float | None:
+    """A running count's last value per GAN step (e.g. adaptive-weight clamp hits)."""
+    s, gs = run.get(metric), run.gan_start
+    steps = run_steps(run)
+    if s is None or gs is None or steps <= gs:
+        return None
+    return s.last / (steps - gs)
 
 
 def ratio(run: Run, metric: str, window: Window, over: Window) -> float | None:
@@ -100,6 +120,8 @@ def _terms(terms: Sequence[str] | str) -> list[str]:
 
 MEASURES: dict[str, Callable[..., float | None]] = {
     "mean": mean,
+    "min": minimum,
+    "count_frac": count_frac,
     "ratio": ratio,
     "change": change,
     "per_dim": per_dim,

@@ -1,4 +1,8 @@
-"""One figure per claim: each arm's curve (mean over seeds, band = min..max over seeds)."""
+"""One figure per claim and regime: each arm's curve, mean over seeds ± its t-interval.
+
+The band is the confidence interval of the mean (the same t-interval the rules use), not the
+min-max over seeds; the title names the regime, so a figure is never read out of context.
+"""
 
 from __future__ import annotations
 
@@ -6,18 +10,20 @@ import textwrap
 from pathlib import Path
 
 import numpy as np
+from scipy import stats as _stats
 
-from vaegan.analysis.diagnose import SMOOTH_FRAC, smooth
 from vaegan.analysis.plots import helps_log, log_y, new_figure, save
 from vaegan.analysis.runs import Run
+from vaegan.analysis.trends import SMOOTH_FRAC, smooth
 from vaegan.study.config import Claim
 
 GRID_POINTS = 200
 
 
-def seed_band(runs: list[Run], metric: str) -> tuple[np.ndarray, np.ndarray, np.ndarray,
-                                                      np.ndarray] | None:
-    """(x, mean, min, max) of the smoothed curves of `runs`, on the steps they all cover."""
+def seed_band(runs: list[Run], metric: str, confidence: float = 0.95
+              ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray] | None:
+    """(x, mean, lo, hi) of the smoothed curves of `runs` on the steps they all cover; lo/hi:
+    the t-interval of the mean over seeds at each step (= mean with one seed)."""
     curves = [smooth(s, SMOOTH_FRAC) for r in runs if (s := r.get(metric)) is not None]
     if not curves:
         return None
@@ -27,20 +33,25 @@ def seed_band(runs: list[Run], metric: str) -> tuple[np.ndarray, np.ndarray, np.
         return c.x, c.y, c.y, c.y
     x = np.linspace(lo, hi, min(GRID_POINTS, max(len(c) for c in curves)))
     ys = np.array([np.interp(x, c.x, c.y) for c in curves])
-    return x, ys.mean(axis=0), ys.min(axis=0), ys.max(axis=0)
+    mean = ys.mean(axis=0)
+    n = len(curves)
+    if n < 2:
+        return x, mean, mean, mean
+    half = float(_stats.t.ppf(0.5 + confidence / 2, n - 1)) * ys.std(axis=0, ddof=1) / np.sqrt(n)
+    return x, mean, mean - half, mean + half
 
 
-def plot_claim(claim: Claim, runs_by_arm: dict[str, list[Run]], path: Path) -> Path | None:
+def plot_claim(claim: Claim, regime_label: str, runs_by_arm: dict[str, list[Run]], path: Path,
+               confidence: float = 0.95) -> Path | None:
     """Panels = the claim's plot metrics; lines = its plot arms; dashed = gan_start."""
-    if not claim.plot_metrics or not claim.plot_arms:
+    if not claim.plot_metrics or not runs_by_arm:
         return None
     n = len(claim.plot_metrics)
     fig, axes = new_figure(n, 1, (8, 2.8 * n))
     for ax, metric in zip(axes, claim.plot_metrics, strict=True):
         ys = []
-        for i, arm in enumerate(claim.plot_arms):
-            runs = runs_by_arm.get(arm, [])
-            band = seed_band(runs, metric)
+        for i, (arm, runs) in enumerate(runs_by_arm.items()):
+            band = seed_band(runs, metric, confidence)
             if band is None:
                 continue
             x, mean, lo, hi = band
@@ -50,13 +61,15 @@ def plot_claim(claim: Claim, runs_by_arm: dict[str, list[Run]], path: Path) -> P
             ys.append(mean)
             gs = runs[0].gan_start if runs else None
             if gs is not None:
-                ax.axvline(gs, color=color, ls="--", lw=0.8)
+                ax.axvline(gs, color="0.4", ls="--", lw=0.8)
         if helps_log(ys):
             log_y(ax)
         ax.set_title(metric + ("" if ys else " (not logged)"), fontsize=10)
         ax.grid(alpha=0.3)
         if ys:
             ax.legend(fontsize=7)
-    axes[-1].set_xlabel("generator step")
-    fig.suptitle(textwrap.fill(f"{claim.id}: {claim.text}", 100), fontsize=9)
+    axes[-1].set_xlabel(f"generator step (band: {confidence:.0%} CI of the mean over seeds;"
+                        " dashed: gan_start)")
+    title = f"{claim.id} [{regime_label}]: {claim.text}"
+    fig.suptitle(textwrap.fill(title, 100), fontsize=9)
     return save(fig, path)

@@ -1,42 +1,62 @@
-"""``REPORT.md`` (+ ``plots/``, ``results.json``): every claim, its numbers and its verdict."""
+"""``REPORT.md`` (+ ``plots/``, ``results.json``): the regimes, then every claim per regime.
+
+It opens with the regime table (read from the composed configs, not from the study file),
+then how the numbers came to be (commits of the rules and of the code, clock, load), then per
+claim and regime: the verdict, and per test the rule's bands, its gates with their per-seed
+values, the per-seed numbers and their interval, and a mean ± CI plot titled with the regime.
+"""
 
 from __future__ import annotations
 
 import json
 from collections.abc import Sequence
-from datetime import datetime, timezone
 from pathlib import Path
 
 from vaegan.analysis.report import md_table
-from vaegan.study.config import Study, Test
+from vaegan.study.config import Study
 from vaegan.study.evaluate import ClaimResult, RunTable, evaluate
+from vaegan.study.plan import makespan, plan
 from vaegan.study.plots import plot_claim
-from vaegan.study.rules import INCONCLUSIVE, NOT_SUPPORTED, REPORTED, SUPPORTED, TestResult
-from vaegan.study.runner import JobResult
+from vaegan.study.provenance import Clock, code_commit, rules_commit
+from vaegan.study.regimes import regime_table
+from vaegan.study.rules import (
+    INCONCLUSIVE,
+    NOT_RUN,
+    NOT_SUPPORTED,
+    REPORTED,
+    SUPPORTED,
+    Test,
+    TestResult,
+)
+from vaegan.study.runner import JobResult, done_marker
 
 REPORT_FILE = "REPORT.md"
 SUMMARY_START, SUMMARY_END = "<!-- study-summary:start -->", "<!-- study-summary:end -->"
+# P2, G2 (paired KL difference) and G3 together answer the seed's question.
+QUESTION = (("P2", 0, "KL's change after gan_start, GAN branch"),
+            ("G3", 0, "the same steps, no-GAN branch"),
+            ("G2", 1, "paired difference, GAN − no-GAN"))
 
 
 def _num(x: float) -> str:
     return f"{x:.3g}"
 
 
-def test_numbers(t: Test, r: TestResult) -> str:
-    """Per-seed values and the interval, e.g. ``1.8, 2.1, 2.4 → 2.1 [1.6, 2.7]``."""
+def test_numbers(r: TestResult) -> str:
+    """Per-seed values and the interval, e.g. ``1.8, 2.1, 2.4 → 2.1 [1.6, 2.7] (n=3)``."""
     if not r.values:
         return f"– ({r.missing})"
-    seeds = ", ".join(_num(v) for v in r.values.values())
-    return f"{seeds} → {r.interval.text()}"
+    return ", ".join(_num(v) for v in r.values.values()) + f" → {r.interval.text()}"
 
 
 def rule_text(t: Test) -> str:
-    parts = []
-    if t.supported is not None:
-        parts.append(f"supported if {t.supported}")
-    if t.refuted is not None:
-        parts.append(f"refuted if {t.refuted}")
-    return "; ".join(parts) or "reported only"
+    if t.supported is None:
+        return "reported only"
+    return f"supported if {t.supported}; refuted if {t.refuted}"
+
+
+def gate_text(r: TestResult) -> str:
+    return "<br>".join(g.text() for g in r.gates) or "–"
 
 
 def subject(t: Test) -> str:
@@ -48,45 +68,119 @@ def subject(t: Test) -> str:
     return f"`{t.arm}` {sign} {other}"
 
 
-def plain_words(result: ClaimResult, study: Study) -> str:
+def plain_words(res: ClaimResult, study: Study) -> str:
     """The verdict in a sentence, saying so plainly when the claim fails at this scale."""
-    where = f"at this scale ({study.scale}: {study.steps} steps, {len(study.seeds)} seed(s))"
-    decisive = [(t, r) for t, r in result.tests if r.verdict != REPORTED]
-    if result.verdict == SUPPORTED:
-        return f"Supported {where}: every decisive test's interval clears its threshold."
-    if result.verdict == NOT_SUPPORTED:
+    where = f"at this scale ({study.scale}: {study.steps} steps, {len(study.seeds)} seeds)"
+    decisive = [(t, r) for t, r in res.tests if r.verdict not in (REPORTED, NOT_RUN)]
+    if res.verdict == SUPPORTED:
+        return f"Supported {where}: every decisive test's interval lies in its supporting band."
+    if res.verdict == NOT_SUPPORTED:
         failed = [t.what for t, r in decisive if r.verdict == NOT_SUPPORTED]
-        return (f"**The claim does not hold {where}.** Refuted: " + "; ".join(failed) + ".")
-    open_ = [f"{t.what} ({r.missing or 'interval straddles the thresholds'})"
-             for t, r in decisive if r.verdict == INCONCLUSIVE]
+        return f"**The claim does not hold {where}.** Refuted: " + "; ".join(failed) + "."
+    if res.verdict == NOT_RUN:
+        return "Not run in this regime (it has none of the arms the decisive tests read)."
+    open_ = [f"{t.what} ({r.missing})" for t, r in decisive if r.verdict == INCONCLUSIVE]
     return f"Inconclusive {where}; undecided: " + "; ".join(open_) + "."
 
 
-def summary_table(results: Sequence[ClaimResult]) -> str:
-    rows = []
+def first_decisive(res: ClaimResult) -> str:
+    key = next(((t, r) for t, r in res.tests if r.verdict not in (REPORTED, NOT_RUN)), None)
+    return "" if key is None else f"{key[0].what}: {key[1].interval.text()}"
+
+
+def summary_table(study: Study, results: Sequence[ClaimResult]) -> str:
+    """Claim × regime verdicts."""
+    by_claim: dict[str, dict[str, ClaimResult]] = {}
     for res in results:
-        key = next(((t, r) for t, r in res.tests if r.verdict != REPORTED), None)
-        number = "" if key is None else f"{key[0].what}: {key[1].interval.text()}"
-        rows.append([res.claim.id, f"**{res.verdict}**", res.claim.text, number])
-    return md_table(["claim", "verdict", "claim (short)", "first decisive number"], rows)
+        by_claim.setdefault(res.claim.id, {})[res.regime] = res
+    rows = []
+    for cid, per in by_claim.items():
+        cells = [f"**{per[r].verdict}**" if r in per else "" for r in study.regimes]
+        rows.append([cid, *cells, next(iter(per.values())).claim.text])
+    return md_table(["claim", *[f"{r} regime" for r in study.regimes], "claim (short)"], rows)
+
+
+def question_section(study: Study, results: Sequence[ClaimResult]) -> list[str]:
+    """Is the plateau the GAN's doing? P2, G3 and the paired difference of G2, per regime."""
+    found = {(r.claim.id, r.regime): r for r in results}
+    rows = []
+    for regime in study.regimes:
+        for cid, i, what in QUESTION:
+            res = found.get((cid, regime))
+            if res is None or len(res.tests) <= i:
+                continue
+            t, r = res.tests[i]
+            rows.append([regime, f"{cid}: {what}", test_numbers(r), rule_text(t), r.verdict])
+    if not rows:
+        return []
+    return ["## The question: is the plateau the GAN's doing?", "",
+            "KL's relative change over the after-gan_start window (window "
+            f"{study.windows.get('after_gan')} of the run), in the GAN branch, in its no-GAN"
+            " branch forked at gan_start (same seed, same batches), and their paired"
+            " difference. The GAN flattens KL if the branch keeps moving and the difference is"
+            " clear; KL flattens on its own if both are flat.", "",
+            md_table(["regime", "what", "per seed → mean [CI]", "rule", "result"], rows), ""]
 
 
 def claim_section(res: ClaimResult, study: Study, plot: Path | None) -> list[str]:
-    lines = [f"## {res.claim.id}: {res.claim.text}", "", f"Verdict: **{res.verdict}**. "
-             + plain_words(res, study), ""]
+    regime = study.regimes[res.regime]
+    lines = [f"### {res.claim.id} in the {regime.name} regime: **{res.verdict}**", "",
+             plain_words(res, study), ""]
     if plot is not None:
-        lines += [f"![{res.claim.id}](plots/{plot.name})", ""]
-    rows = [[t.what, subject(t), test_numbers(t, r), rule_text(t), r.verdict]
-            for t, r in res.tests]
-    lines += [md_table(["test", "arms", "per seed → mean [CI]", "rule", "result"], rows), ""]
+        lines += [f"![{res.claim.id} {res.regime}](plots/{plot.name})", ""]
+    rows = [[t.what, subject(t), test_numbers(r), rule_text(t), gate_text(r), r.verdict]
+            for t, r in res.tests if r.verdict != NOT_RUN]
+    if rows:
+        lines += [md_table(["test", "arms", "per seed → mean [CI]", "rule", "gates", "result"],
+                           rows), ""]
     return lines
 
 
-def arms_table(study: Study) -> str:
-    rows = [[f"`{a}`", study.arms[a].family, f"`{study.arms[a].control or '(control)'}`",
-             study.arms[a].about, " ".join(study.arms[a].overrides) or "–"]
-            for a in study.needed_arms()]
-    return md_table(["arm", "family", "control", "what", "overrides"], rows)
+def regimes_section(study: Study) -> list[str]:
+    rows, shared, problems = regime_table(study)
+    lines = ["## Regimes", ""]
+    lines += [f"- **{r.name}** ({r.label}): {r.about}" for r in study.regimes.values()]
+    lines += ["", f"Every arm at this scale: {shared}.", "",
+              "Each row is read from the arm's composed `vaegan-train` config and its real β"
+              " schedule (`vaegan.study.regimes`), not from the study file; every arm is"
+              " composed from an explicit study base, nothing comes from `conf/train.yaml`'s"
+              " defaults.", ""]
+    if rows:
+        lines += [md_table(list(rows[0]), [list(r.values()) for r in rows]), ""]
+    if problems:
+        lines += ["**Declared and composed regimes differ:**", "",
+                  *[f"- {p}" for p in problems], ""]
+    return lines
+
+
+def provenance_section(study: Study, jobs: Sequence[JobResult], clock: Clock | None) -> list[str]:
+    trained = [r for r in jobs if not r.cached]
+    commits = sorted({done_marker(r.job).get("code_commit", "unknown") for r in jobs if r.ok})
+    planned = plan(study)
+    estimate = makespan([p.cost_s for p in planned], study.workers)
+    cpu = sum(r.cpu_seconds for r in trained)
+    lines = [
+        "## How these numbers came to be", "",
+        f"- Command: `python -m vaegan.study scale={study.scale}` (`make study"
+        f"{'' if study.scale == 'small' else ' SCALE=' + study.scale}`).",
+        f"- Rules, arms and regimes: `conf/study/study.yaml` at commit `{rules_commit()}`;"
+        f" code that trained the runs: `{', '.join(commits) or 'unknown'}`; code that judged"
+        f" them: `{code_commit()}`.",
+        f"- {len(jobs)} runs ({len(trained)} trained in this invocation, {len(jobs) - len(trained)}"
+        f" kept from before), {sum(p.control_steps > 0 for p in planned)} of them with a paired"
+        f" no-GAN branch; {cpu / 60:.1f} CPU min of training in this invocation.",
+        f"- Planned (scale config's per-step costs): ~{estimate / 60:.0f} min wall with"
+        f" {study.workers} workers.",
+    ]
+    if clock is not None:
+        lines.append(f"- Measured: {clock.text()}.")
+    lines += ["- Claims: the seed Q&A's (C, F: why KL rises; G, P, W: why it flattens under a"
+              f" GAN). Each test is one number per seed and a {study.confidence:.0%} t-interval"
+              " over seeds (ratios on a log scale); it decides only when the whole interval lies"
+              " in its supporting or its refuting band, and only when its gates hold on every"
+              " seed. A claim is supported when all its decisive tests are, not supported when"
+              " any is refuted, inconclusive otherwise.", ""]
+    return lines
 
 
 def runs_table(results: Sequence[JobResult]) -> str:
@@ -96,42 +190,46 @@ def runs_table(results: Sequence[JobResult]) -> str:
     return md_table(["arm", "seed", "wall s", "CPU s", "status", "run dir"], rows)
 
 
-def render(study: Study, claims: Sequence[ClaimResult], jobs: Sequence[JobResult],
-           plots: dict[str, Path | None]) -> str:
-    wall = sum(r.seconds for r in jobs)
-    scale = study.raw["scale"]
-    lines = [
-        f"# The KL study (scale={study.scale})", "",
-        f"Generated by `python -m vaegan.study scale={study.scale}`"
-        f" (`make study{'' if study.scale == 'small' else ' SCALE=' + study.scale}`) on"
-        f" {datetime.now(timezone.utc):%Y-%m-%d %H:%M} UTC: {len(jobs)} runs"
-        f" ({len(study.needed_arms())} arms × {len(study.seeds)} seeds, {study.steps} generator"
-        f" steps each), {wall / 60:.1f} min of training in this invocation.",
-        "Claims: `../shared/design/kl-claims.md` (from the seed Q&A). Arms and decision rules:"
-        " `conf/study/study.yaml`, written down before any number was seen; measures:"
-        " `vaegan/study/measures.py`. Each test is one number per seed and a"
-        f" {study.confidence:.0%} t-interval over seeds; a test decides only when its whole"
-        " interval clears a threshold. A claim is supported when all its decisive tests are,"
-        " not supported when any is refuted, inconclusive otherwise.", "",
-        "## Summary", "", summary_table(claims), "",
-        "## What this scale can and cannot show", "",
-        *[f"- {line}" for line in scale.get("caveats", [])], "",
-        "## Arms", "", f"Every run: `{' '.join(study.common)}`", "",
-        *[f"Family `{name}`: `{' '.join(ov)}`  " for name, ov in study.raw["families"].items()],
-        "", arms_table(study), "",
-    ]
+def caveats(study: Study, claims: Sequence[ClaimResult]) -> list[str]:
+    lines = ["## What this scale can and cannot show", "",
+             *[f"- {line}" for line in study.raw["scale"].get("caveats", [])]]
     for res in claims:
-        lines += claim_section(res, study, plots.get(res.claim.id))
+        for t, r in res.tests:
+            for g in r.gates:
+                if not g.met:
+                    lines.append(f"- {res.claim.id} ({res.regime}): cannot speak on \"{t.what}\""
+                                 f" — gate not met: {g.text()}.")
+    return [*lines, ""]
+
+
+def render(study: Study, claims: Sequence[ClaimResult], jobs: Sequence[JobResult],
+           plots: dict[tuple[str, str], Path | None], clock: Clock | None = None) -> str:
+    lines = [f"# The KL study (scale={study.scale})", "", *regimes_section(study),
+             *provenance_section(study, jobs, clock),
+             "## Summary", "", summary_table(study, claims), "",
+             *question_section(study, claims), *caveats(study, claims)]
+    by_claim: dict[str, list[ClaimResult]] = {}
+    for res in claims:
+        by_claim.setdefault(res.claim.id, []).append(res)
+    for cid, results in by_claim.items():
+        lines += [f"## {cid}: {results[0].claim.text}", ""]
+        for res in results:
+            lines += claim_section(res, study, plots.get((cid, res.regime)))
     lines += ["## Runs", "", runs_table(jobs), ""]
     return "\n".join(lines)
 
 
 def results_json(claims: Sequence[ClaimResult]) -> dict:
-    return {res.claim.id: {
-        "verdict": res.verdict,
-        "tests": [{"what": t.what, "verdict": r.verdict, "values": r.values,
-                   "mean": r.interval.mean, "lo": r.interval.lo, "hi": r.interval.hi,
-                   "missing": r.missing} for t, r in res.tests]} for res in claims}
+    out: dict = {}
+    for res in claims:
+        out.setdefault(res.claim.id, {})[res.regime] = {
+            "verdict": res.verdict,
+            "tests": [{"what": t.what, "verdict": r.verdict, "values": r.values,
+                       "mean": r.interval.mean, "lo": r.interval.lo, "hi": r.interval.hi,
+                       "missing": r.missing,
+                       "gates": [{"what": g.gate.what, "met": g.met, "values": g.values}
+                                 for g in r.gates]} for t, r in res.tests]}
+    return out
 
 
 def update_readme(readme: Path, summary: str) -> None:
@@ -146,23 +244,25 @@ def update_readme(readme: Path, summary: str) -> None:
     readme.write_text(f"{head}{SUMMARY_START}\n{summary}\n{SUMMARY_END}{tail}")
 
 
-def write_study_report(study: Study, jobs: Sequence[JobResult]) -> Path:
+def write_study_report(study: Study, jobs: Sequence[JobResult], clock: Clock | None = None,
+                       table: RunTable | None = None) -> Path:
     """Judge the claims on the finished runs and write the report; returns REPORT.md's path."""
     failed = {(r.job.arm, r.job.seed) for r in jobs if not r.ok}
-    table = RunTable(study, failed)
+    table = table or RunTable(study, failed)
     claims = evaluate(study, table)
     out = study.out_dir
     (out / "plots").mkdir(parents=True, exist_ok=True)
     plots = {}
     for res in claims:
-        runs = {a: table.runs(a) for a in res.claim.plot_arms}
-        plots[res.claim.id] = plot_claim(res.claim, runs, out / "plots" / f"{res.claim.id}.png")
+        runs = {ref: rs for ref in res.claim.plot_arms
+                if study.arm(res.regime, ref.split("@")[0]) and (rs := table.runs(res.regime, ref))}
+        path = out / "plots" / f"{res.claim.id}_{res.regime}.png"
+        plots[(res.claim.id, res.regime)] = plot_claim(
+            res.claim, study.regimes[res.regime].label, runs, path, study.confidence)
     report = out / REPORT_FILE
-    report.write_text(render(study, claims, jobs, plots))
+    report.write_text(render(study, claims, jobs, plots, clock))
     (out / "results.json").write_text(json.dumps(results_json(claims), indent=2))
     readme = study.raw["scale"].get("readme")
     if readme and study.out_dir == Path(study.raw["scale"]["out_dir"]):  # the committed report
-        update_readme(Path(readme), summary_table(claims))
+        update_readme(Path(readme), summary_table(study, claims))
     return report
-
-

@@ -1,19 +1,24 @@
 """Decision rules: per-seed numbers → a t-interval → supported / not supported / inconclusive.
 
-A rule decides only when the whole interval over seeds is on one side of its threshold, so
-noise between seeds (or a single seed) yields "inconclusive" rather than a coin-flip verdict.
+A rule decides only when the whole interval over seeds lies in its supporting or its refuting
+band, so noise between seeds (or a single seed) yields "inconclusive" rather than a coin-flip.
+Every decisive rule has both bands, disjoint, so data can land on either side; and gates,
+preconditions checked on every seed, that make the rule meaningful: an unmet gate gives
+"inconclusive (gate: ...)", never a refutation.
 """
 
 from __future__ import annotations
 
 import math
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from typing import Any
 
 from vaegan.study.stats import Interval, t_interval
 
 SUPPORTED, NOT_SUPPORTED, INCONCLUSIVE, REPORTED = (
     "supported", "not supported", "inconclusive", "reported")
+NOT_RUN = "not run in this regime"  # the regime lacks an arm the test reads
 
 
 @dataclass(frozen=True)
@@ -39,6 +44,17 @@ class Condition:
         raise ValueError(f"condition {text!r}: use '> v', '< v', 'within a b' or 'outside a b'"
                          " (a < b)")
 
+    def holds_value(self, v: float) -> bool:
+        if not math.isfinite(v):
+            return False
+        if self.kind == ">":
+            return v > self.a
+        if self.kind == "<":
+            return v < self.a
+        if self.kind == "within":
+            return self.a < v < self.b
+        return v < self.a or v > self.b
+
     def holds(self, iv: Interval) -> bool:
         """True when every value of the interval satisfies the condition."""
         if iv.n == 0 or math.isnan(iv.lo) or math.isnan(iv.hi):
@@ -51,8 +67,77 @@ class Condition:
             return self.a < iv.lo and iv.hi < self.b
         return iv.hi < self.a or iv.lo > self.b
 
+    def _edges(self) -> list[float]:
+        return [self.a] if math.isnan(self.b) else [self.a, self.b]
+
+    def overlaps(self, other: Condition) -> bool:
+        """Whether some value satisfies both (exact: the sets are unions of open intervals, so
+        probing between and beyond all thresholds finds any common point)."""
+        edges = sorted(set(self._edges() + other._edges()))
+        probes = [edges[0] - 1.0, edges[-1] + 1.0]
+        probes += [(lo + hi) / 2 for lo, hi in zip(edges, edges[1:], strict=False)]
+        return any(self.holds_value(p) and other.holds_value(p) for p in probes)
+
     def __str__(self) -> str:
         return f"{self.kind} {self.a:g}" + ("" if math.isnan(self.b) else f" {self.b:g}")
+
+
+@dataclass(frozen=True)
+class Gate:
+    """A precondition of a test: ``measure`` on ``arm`` satisfies ``holds`` on every seed."""
+
+    what: str
+    arm: str
+    measure: str
+    args: dict[str, Any]
+    holds: Condition
+
+
+@dataclass(frozen=True)
+class GateResult:
+    gate: Gate
+    values: dict[int, float | None]
+
+    @property
+    def met(self) -> bool:
+        vals = list(self.values.values())
+        return bool(vals) and all(v is not None and self.gate.holds.holds_value(v) for v in vals)
+
+    def text(self) -> str:
+        vals = ", ".join("–" if v is None else f"{v:.3g}" for v in self.values.values())
+        return f"{self.gate.what}: {vals} ({'met' if self.met else 'NOT met'}, needs" \
+               f" {self.gate.holds} on every seed)"
+
+
+@dataclass(frozen=True)
+class Test:
+    """One statistic of a claim (see ``conf/study/study.yaml`` for the semantics)."""
+
+    what: str
+    arm: str
+    measure: str
+    args: dict[str, Any]
+    vs: str | None = None
+    vs_args: dict[str, Any] = field(default_factory=dict)
+    op: str = "value"
+    supported: Condition | None = None
+    refuted: Condition | None = None
+    gates: tuple[Gate, ...] = ()
+
+    @property
+    def decisive(self) -> bool:
+        return self.supported is not None or self.refuted is not None
+
+    @property
+    def arms(self) -> tuple[str, ...]:
+        """Every arm reference the test reads, its gates' included."""
+        own = (self.arm,) if self.vs is None else (self.arm, self.vs)
+        return own + tuple(g.arm for g in self.gates)
+
+    @property
+    def log(self) -> bool:
+        """Ratios are skewed: their interval is taken on a log scale."""
+        return self.op == "ratio" or (self.op == "value" and self.measure == "ratio")
 
 
 def combine(op: str, a: float | None, b: float | None) -> float | None:
@@ -91,9 +176,12 @@ def decide(iv: Interval, supported: Condition | None, refuted: Condition | None)
 
 
 def claim_verdict(verdicts: Sequence[str]) -> str:
-    """All decisive tests supported → supported; any refuted → not supported; else inconclusive."""
-    decisive = [v for v in verdicts if v != REPORTED]
-    if decisive and all(v == SUPPORTED for v in decisive):
+    """All decisive tests supported → supported; any refuted → not supported; else inconclusive
+    (a regime that ran none of the decisive tests: not run)."""
+    decisive = [v for v in verdicts if v not in (REPORTED, NOT_RUN)]
+    if not decisive:
+        return NOT_RUN if NOT_RUN in verdicts else INCONCLUSIVE
+    if all(v == SUPPORTED for v in decisive):
         return SUPPORTED
     if NOT_SUPPORTED in decisive:
         return NOT_SUPPORTED
@@ -102,29 +190,37 @@ def claim_verdict(verdicts: Sequence[str]) -> str:
 
 @dataclass(frozen=True)
 class TestResult:
-    """A test's per-seed values, interval and verdict (``missing``: why values are absent)."""
+    """A test's per-seed values, interval, gates and verdict (``missing``: why undecided)."""
 
     values: dict[int, float]
     interval: Interval
     verdict: str
     missing: str = ""
+    gates: tuple[GateResult, ...] = ()
 
 
-def judge(
-    per_seed: Callable[[str, Mapping], dict[int, float | None]],
-    test,  # vaegan.study.config.Test (not imported: config imports this module)
-    confidence: float,
-) -> TestResult:
-    """Evaluate one test: ``per_seed(arm, args)`` gives the measure for every seed of an arm."""
-    a = per_seed(test.arm, test.args)
-    b = per_seed(test.vs or test.arm, {**test.args, **test.vs_args}) if test.op != "value" \
-        else {}
+PerSeed = Callable[[str, str, Mapping[str, Any]], dict[int, float | None]]
+
+
+def judge(per_seed: PerSeed, test: Test, confidence: float) -> TestResult:
+    """Evaluate one test; ``per_seed(arm, measure, args)`` gives a measure for every seed."""
+    a = per_seed(test.arm, test.measure, test.args)
+    b = per_seed(test.vs or test.arm, test.measure, {**test.args, **test.vs_args}) \
+        if test.op != "value" else {}
     values = paired(test.op, a, b)
     iv = t_interval(list(values.values()), confidence, log=test.log)
+    gates = tuple(GateResult(g, per_seed(g.arm, g.measure, g.args)) for g in test.gates)
+    verdict = decide(iv, test.supported, test.refuted)
     missing = ""
     if not values:
         sides = [test.arm] + ([test.vs or test.arm] if test.op != "value" else [])
         missing = f"no value: not logged or the window holds no point ({', '.join(sides)})"
     elif iv.n < 2:
         missing = "one seed only: no interval, no decision"
-    return TestResult(values, iv, decide(iv, test.supported, test.refuted), missing)
+    elif verdict == INCONCLUSIVE:
+        missing = "interval straddles the bands"
+    unmet = [g for g in gates if not g.met]
+    if unmet and verdict != REPORTED:
+        verdict = INCONCLUSIVE
+        missing = "gate: " + "; ".join(g.gate.what for g in unmet)
+    return TestResult(values, iv, verdict, missing, gates)

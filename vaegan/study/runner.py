@@ -58,6 +58,12 @@ def write_hydra_files(cfg: DictConfig, run_dir: Path, overrides: Sequence[str]) 
     OmegaConf.save(OmegaConf.create(list(overrides)), hydra_dir / "overrides.yaml")
 
 
+def done_marker(job: Job) -> dict:
+    """What a finished run recorded about itself (empty when it is not finished)."""
+    marker = job.run_dir / DONE_FILE
+    return json.loads(marker.read_text()) if marker.is_file() else {}
+
+
 def is_done(job: Job) -> bool:
     """True when ``job.run_dir`` holds a finished run trained with exactly these overrides."""
     marker = job.run_dir / DONE_FILE
@@ -73,8 +79,10 @@ def train_job(job: Job) -> None:
     cfg = compose_train_config(job.run_dir, job.overrides)
     write_hydra_files(cfg, job.run_dir, job.overrides)
     result = run(cfg, run_dir=job.run_dir)
+    from vaegan.study.provenance import code_commit
+
     marker = {"arm": job.arm, "seed": job.seed, "overrides": list(job.overrides),
-              "gen_step": result["gen_step"]}
+              "gen_step": result["gen_step"], "code_commit": code_commit()}
     (job.run_dir / DONE_FILE).write_text(json.dumps(marker, indent=2))
 
 

@@ -8,14 +8,43 @@ from __future__ import annotations
 
 import json
 import signal
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
 import torch
+from hydra.core.global_hydra import GlobalHydra
+from omegaconf import OmegaConf
 
 from tests.test_faults import run_main
+from tests.test_train import column, read_metrics
+from vaegan.train import main
 
 SIGNAL_AT = "+callbacks.stop._target_=tests.probes.SignalAt"
+FAST = ("debug=tiny", "gan_start=2", "~callbacks.images", "~callbacks.latent",
+        "~callbacks.gradients", "~callbacks.discriminator")
+
+
+def train_main(monkeypatch, capsys, run_dir: Path, *argv: str) -> tuple[int, str, str]:
+    """``vaegan-train`` in-process in ``run_dir``: (exit code, stdout, stderr)."""
+    GlobalHydra.instance().clear()
+    argv = (*FAST, f"hydra.run.dir={run_dir}", *argv,
+            "hydra/job_logging=disabled", "hydra/hydra_logging=disabled")
+    monkeypatch.setattr(sys, "argv", ["vaegan-train", *argv])
+    try:
+        main()
+        code = 0
+    except SystemExit as stop:
+        code = stop.code
+    out = capsys.readouterr()
+    return code, out.out, out.err
+
+
+def snapshot(run_dir: Path) -> dict[str, tuple[int, int]]:
+    """Every file below ``run_dir`` with its size and modification time."""
+    return {str(p.relative_to(run_dir)): (p.stat().st_size, p.stat().st_mtime_ns)
+            for p in run_dir.rglob("*") if p.is_file()}
 
 
 def test_sigterm_checkpoints_at_the_step_boundary_and_exits_143(tmp_path, monkeypatch, capsys):
@@ -36,3 +65,94 @@ def test_sigterm_checkpoints_at_the_step_boundary_and_exits_143(tmp_path, monkey
     assert json.loads((tmp_path / "run_info.json").read_text())["status"] == "stopped"
     ckpt = torch.load(tmp_path / "checkpoints" / "last.ckpt", weights_only=True)
     assert ckpt["vaegan"]["gen_step"] == 3
+
+
+def test_rerun_of_a_finished_run_says_so_exits_0_and_touches_nothing(
+    tmp_path, monkeypatch, capsys
+):
+    """It used to train one step past ``steps``, append to metrics.csv and overwrite last.ckpt."""
+    assert train_main(monkeypatch, capsys, tmp_path, "steps=4", "ckpt_path=last")[0] == 0
+    before = snapshot(tmp_path)
+    code, out, err = train_main(monkeypatch, capsys, tmp_path, "steps=4", "ckpt_path=last")
+    assert code == 0, err
+    assert "nothing to do, the run is finished" in out
+    assert snapshot(tmp_path) == before
+
+
+def test_steps_below_the_checkpoint_is_one_line_and_touches_nothing(
+    tmp_path, monkeypatch, capsys
+):
+    assert train_main(monkeypatch, capsys, tmp_path, "steps=4")[0] == 0
+    before = snapshot(tmp_path)
+    code, _, err = train_main(monkeypatch, capsys, tmp_path, "steps=2", "ckpt_path=last")
+    assert code == 2
+    assert err.startswith("error: steps=2 must be >= the 4 generator steps"), err
+    assert snapshot(tmp_path) == before
+
+
+LOCK_HOLDER = """
+import sys, time
+from pathlib import Path
+from vaegan.rundir import run_dir_lock
+with run_dir_lock(Path(sys.argv[1])):
+    print("locked", flush=True)
+    time.sleep(120)
+"""
+
+
+def test_second_run_in_a_busy_run_dir_stops_naming_the_first_and_a_stale_lock_is_taken_over(
+    tmp_path, monkeypatch, capsys
+):
+    holder = subprocess.Popen([sys.executable, "-c", LOCK_HOLDER, str(tmp_path)],
+                              stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout.readline().strip() == "locked"
+        code, _, err = train_main(monkeypatch, capsys, tmp_path, "steps=2")
+        assert code == 2
+        assert f"is in use by another run (pid {holder.pid} on " in err, err
+        assert not (tmp_path / "csv").exists() and not (tmp_path / ".hydra").exists()
+    finally:
+        holder.kill()  # SIGKILL: no chance to release the lock; the OS drops it
+        holder.wait()
+    code, _, err = train_main(monkeypatch, capsys, tmp_path, "steps=2")
+    assert code == 0, err
+    assert f"taking over the lock of pid {holder.pid}" in err, err
+    assert len(column(read_metrics(tmp_path), "train/loss")) == 2
+
+
+def test_fresh_run_into_a_finished_runs_dir_is_refused_unless_asked(
+    tmp_path, monkeypatch, capsys
+):
+    """It used to append a second history to metrics.csv and replace last.ckpt."""
+    run_dir = tmp_path / "run"
+    assert train_main(monkeypatch, capsys, run_dir, "steps=3")[0] == 0
+    before = snapshot(run_dir)
+    code, _, err = train_main(monkeypatch, capsys, run_dir, "steps=3")
+    assert code == 2
+    assert "already holds a run of 3 generator steps" in err and "on_existing_run=" in err, err
+    assert snapshot(run_dir) == before
+
+    code, _, err = train_main(monkeypatch, capsys, run_dir, "steps=2",
+                              "on_existing_run=sibling")
+    assert code == 0, err
+    assert snapshot(run_dir) == before
+    assert len(column(read_metrics(tmp_path / "run-1"), "train/loss")) == 2
+
+    code, _, err = train_main(monkeypatch, capsys, run_dir, "steps=2",
+                              "on_existing_run=overwrite")
+    assert code == 0, err
+    assert sorted(column(read_metrics(run_dir), "train/loss")) == [0, 1]  # one history
+
+
+def test_resume_with_changed_training_keys_warns_and_keeps_the_config_history(
+    tmp_path, monkeypatch, capsys
+):
+    assert train_main(monkeypatch, capsys, tmp_path, "steps=2", "beta=1e-4")[0] == 0
+    code, _, err = train_main(monkeypatch, capsys, tmp_path, "steps=4", "ckpt_path=last",
+                              "beta=1e-3")
+    assert code == 0, err
+    assert "changed training keys: beta: 0.0001 -> 0.001" in err, err
+    assert "steps" not in err.split("changed training keys:")[1].split(";")[0]
+    (history,) = (tmp_path / ".hydra" / "history").iterdir()
+    assert OmegaConf.load(history / "config.yaml").beta == 1e-4
+    assert OmegaConf.load(tmp_path / ".hydra" / "config.yaml").beta == 1e-3

@@ -13,11 +13,21 @@ from typing import Any
 
 from hydra.experimental.callback import Callback
 from hydra.types import RunMode
-from omegaconf import DictConfig
+from omegaconf import DictConfig, OmegaConf, read_write
 
+from vaegan.checkpoint_io import CheckpointError
+from vaegan.config import ConfigError
 from vaegan.errors import EXIT_BAD_INPUT
-from vaegan.redact import redact_yaml_file
-from vaegan.rundir import RunDirError, ensure_writable
+from vaegan.redact import redact_tree, redact_yaml_file
+from vaegan.rundir import (
+    RunDirError,
+    archive_hydra_config,
+    changed_keys,
+    claim_run_dir,
+    ensure_writable,
+    is_child_rank,
+    run_dir_lock,
+)
 
 
 class ProbeRunDir(Callback):
@@ -39,6 +49,67 @@ class ProbeRunDir(Callback):
 
     def on_multirun_start(self, config: DictConfig, **kwargs: Any) -> None:
         self._probe(config.hydra.sweep.dir)
+
+
+class GuardRunDir(Callback):
+    """Before Hydra writes ``.hydra/`` into a single run's dir: one run per dir.
+
+    A finished run (``steps`` reached) says so and exits 0 with nothing touched; ``steps``
+    below its checkpoint, a dir in use by another run (its lock), or a dir holding another
+    run (unless ``on_existing_run`` says ``sibling``/``overwrite``) exit 2 with one line. A
+    resume in place archives the previous ``.hydra/`` to ``.hydra/history/`` and warns with
+    the training keys it changes. The lock is held until the job ends (``run()`` re-enters
+    it). DDP child ranks skip all of it: they run in rank 0's dir on rank 0's terms.
+    """
+
+    def __init__(self) -> None:
+        self._lock: Any = None
+
+    def on_run_start(self, config: DictConfig, **kwargs: Any) -> None:
+        if is_child_rank():
+            return
+        run_dir = Path(config.hydra.run.dir)
+        try:
+            new_dir, ckpt, finished = claim_run_dir(
+                run_dir, config.get("ckpt_path"), int(config.steps),
+                config.get("on_existing_run", "refuse"),
+                finished_check=not config.get("gan_control", False),
+            )
+            if finished:
+                print(f"{run_dir}: nothing to do, the run is finished ({ckpt})", flush=True)
+                sys.exit(0)
+            if new_dir != run_dir:
+                with read_write(config):
+                    config.hydra.run.dir = str(new_dir)
+            self._lock = run_dir_lock(new_dir)
+            self._lock.__enter__()
+        except CheckpointError:
+            return  # run() reports an unusable checkpoint (one line, before training)
+        except (ConfigError, RunDirError) as err:
+            print(f"error: {err}", file=sys.stderr, flush=True)
+            sys.exit(EXIT_BAD_INPUT)
+        if ckpt is not None:
+            self._config_history(config, new_dir, Path(ckpt))
+
+    @staticmethod
+    def _config_history(config: DictConfig, run_dir: Path, ckpt: Path) -> None:
+        """Warn with the training keys a resume changes; keep the replaced configs."""
+        source = ckpt.resolve().parent.parent / ".hydra" / "config.yaml"
+        if not source.is_file():
+            return
+        job = {k: v for k, v in config.items() if k != "hydra"}
+        new = redact_tree(OmegaConf.to_container(OmegaConf.create(job), resolve=False))
+        changes = changed_keys(OmegaConf.to_container(OmegaConf.load(source)), new)
+        kept = archive_hydra_config(run_dir) if source.parent.parent == run_dir.resolve() else None
+        if changes:
+            where = f"; the previous config is kept in {kept}" if kept else ""
+            print(f"warning: resuming {ckpt} with changed training keys: "
+                  f"{'; '.join(changes)}{where}", file=sys.stderr, flush=True)
+
+    def on_run_end(self, config: DictConfig, **kwargs: Any) -> None:
+        if self._lock is not None:
+            self._lock.__exit__(None, None, None)
+            self._lock = None
 
 
 class RedactSecrets(Callback):

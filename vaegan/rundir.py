@@ -1,16 +1,31 @@
-"""Refuse to start a run whose directory cannot hold its checkpoints.
+"""Refuse to start a run whose directory cannot hold its checkpoints, or holds another run.
 
 Without this, an unwritable or full run dir shows up as an OSError from the first checkpoint
-save, after the first ``every_n_gen_steps`` steps of compute, or (worse) as a truncated file.
+save, after the first ``every_n_gen_steps`` steps of compute, or (worse) as a truncated file;
+and two runs in one dir, or a new run in a finished run's dir, mix two training histories.
 """
 
 from __future__ import annotations
 
+import atexit
+import fcntl
+import json
+import logging
 import os
 import shutil
+import socket
+import sys
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
+from omegaconf import DictConfig, open_dict
 from torch import nn
+
+from vaegan.checkpoint_io import CheckpointError, checkpoint_gen_step
+from vaegan.config import ON_EXISTING, ConfigError
+from vaegan.slurm import resolve_ckpt_path
 
 MARGIN_BYTES = 64 << 20  # logs, image grids and metrics beside the checkpoints
 
@@ -64,3 +79,274 @@ def ensure_space(run_dir: Path, module: nn.Module) -> None:
             f"need about {need / 2**20:.0f} MiB (two copies while one is replaced); free space "
             "or pick another dir with hydra.run.dir=..."
         )
+
+
+# ----------------------------------------------------------------------------- one run per dir
+#
+# A run dir holds one run: its metrics.csv, last.ckpt and .hydra/ describe a single training
+# history. Two processes writing it at once interleave their rows and overwrite each other's
+# checkpoints; a fresh run started in a finished run's dir appends a second history to the
+# first. These checks run before anything is written: from the Hydra callback
+# ``vaegan.hydra_callbacks.GuardRunDir`` (before Hydra saves .hydra/) and from ``run()``.
+
+LOCK_FILE = ".vaegan.lock"
+# What a previous run left that a new run must not mix with (overwrite removes these).
+RUN_OUTPUTS = ("checkpoints", "csv", "images", "plots", "run_info.json", "FAILED",
+               "diagnosis.md", "diagnosis.json", "wandb", "tensorboard")
+
+log = logging.getLogger("vaegan")
+_held: dict[Path, tuple[int, int]] = {}  # run dir -> (lock fd, depth): re-entrant per process
+
+
+def warn(message: str) -> None:
+    """``warning: …`` on stderr: these run before Hydra has set up the job's logging."""
+    print(f"warning: {message}", file=sys.stderr, flush=True)
+
+
+class RunFinished(Exception):
+    """Nothing to train: the checkpoint has done ``steps`` already (exit 0, nothing touched)."""
+
+
+def is_child_rank() -> bool:
+    """A DDP rank other than 0 (they re-run the job in rank 0's run dir, which rank 0 guards)."""
+    return any(
+        int(os.environ.get(var) or 0) > 0
+        for var in ("LOCAL_RANK", "RANK", "NODE_RANK", "GROUP_RANK", "SLURM_PROCID")
+    )
+
+
+def _holder(text: str) -> str:
+    try:
+        info = json.loads(text)
+        return f"pid {info['pid']} on {info['host']}, started {info['started']}"
+    except (ValueError, KeyError, TypeError):
+        return "an unknown process"
+
+
+@contextmanager
+def run_dir_lock(run_dir: Path) -> Iterator[None]:
+    """Hold RUN_DIR/.vaegan.lock (``flock``; pid, host, start time inside) while training.
+
+    Re-entrant within a process (a ``gan_control`` job locks RUN_DIR for both branches and
+    each branch may lock again); a nested run dir (RUN_DIR/control) has a lock of its own.
+    The OS drops the lock when its holder dies, so a lock left by a killed run is taken over
+    (with a note naming it). DDP child ranks do not lock: they share rank 0's run dir.
+    """
+    run_dir = Path(run_dir).resolve()
+    if is_child_rank():
+        yield
+        return
+    if not _held:
+        atexit.register(release_all_locks)  # an exit with an error is not a stale lock
+    if run_dir in _held:
+        fd, depth = _held[run_dir]
+        _held[run_dir] = (fd, depth + 1)
+        try:
+            yield
+        finally:
+            if run_dir in _held:  # not yet released by release_all_locks (exit)
+                fd, depth = _held[run_dir]
+                _held[run_dir] = (fd, depth - 1)
+        return
+    run_dir.mkdir(parents=True, exist_ok=True)
+    path = run_dir / LOCK_FILE
+    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        holder = _holder(os.pread(fd, 4096, 0).decode(errors="replace"))
+        os.close(fd)
+        raise RunDirError(
+            f"the run dir {run_dir} is in use by another run ({holder}); one run per dir: "
+            "wait for it, stop it, or pick another dir with hydra.run.dir=..."
+        ) from None
+    except OSError as err:  # a file system without locks (some network mounts)
+        warn(f"cannot lock the run dir {run_dir} ({_reason(err)}): make sure no other run "
+             "uses it")
+    previous = os.pread(fd, 4096, 0).decode(errors="replace").strip()
+    if previous:  # a holder that ended without releasing: killed, or the machine went down
+        warn(f"run dir {run_dir}: taking over the lock of {_holder(previous)}, which is no "
+             "longer running")
+    me = {"pid": os.getpid(), "host": socket.gethostname(),
+          "started": time.strftime("%Y-%m-%d %H:%M:%S %Z")}
+    os.ftruncate(fd, 0)
+    os.pwrite(fd, json.dumps(me).encode(), 0)
+    _held[run_dir] = (fd, 1)
+    try:
+        yield
+    finally:
+        if _held.get(run_dir, (None,))[0] == fd:  # else release_all_locks (exit) did it
+            del _held[run_dir]
+            os.ftruncate(fd, 0)  # empty: released cleanly (kept, so the lock has one inode)
+            os.close(fd)
+
+
+def release_all_locks() -> None:
+    """Release every lock this process holds (tests; a process exit does it anyway)."""
+    for fd, _ in _held.values():
+        os.ftruncate(fd, 0)
+        os.close(fd)
+    _held.clear()
+
+
+def check_not_finished(ckpt_path: str | os.PathLike | None, steps: int) -> None:
+    """RunFinished when ``ckpt_path`` has done ``steps`` generator steps; ConfigError below it.
+
+    Without this a re-run of a finished run (``ckpt_path=last``, a requeue) trained one step
+    past ``steps``, appended to metrics.csv and overwrote the final checkpoint.
+    """
+    if ckpt_path is None or not Path(ckpt_path).expanduser().is_file():
+        return
+    done = checkpoint_gen_step(ckpt_path)
+    if done == steps:
+        raise RunFinished(
+            f"{ckpt_path} is finished: {done} of steps={steps} generator steps done; nothing "
+            f"to train (to train further, raise steps above {done})"
+        )
+    if done > steps:
+        raise ConfigError(
+            f"steps={steps} must be >= the {done} generator steps ckpt_path={ckpt_path} has "
+            f"done; allowed: steps={done} (finished, nothing to do) or more (train further)"
+        )
+
+
+def previous_run(run_dir: Path) -> str | None:
+    """What a previous run left in ``run_dir`` (for the message), or None when it holds none."""
+    last = run_dir / "checkpoints" / "last.ckpt"
+    if last.is_file():
+        try:
+            return f"a run of {checkpoint_gen_step(last)} generator steps (checkpoints/last.ckpt)"
+        except CheckpointError:
+            return "a run (checkpoints/last.ckpt, unreadable)"
+    if (run_dir / "csv" / "metrics.csv").is_file():
+        return "a run's metrics (csv/metrics.csv)"
+    return None
+
+
+def sibling_dir(run_dir: Path) -> Path:
+    """The first free ``RUN_DIR-1``, ``RUN_DIR-2``, ... beside ``run_dir``."""
+    n = 1
+    while (candidate := run_dir.with_name(f"{run_dir.name}-{n}")).exists():
+        n += 1
+    return candidate
+
+
+def clear_run(run_dir: Path) -> None:
+    """Delete a previous run's outputs (``on_existing_run=overwrite``); .hydra/ is Hydra's."""
+    for name in RUN_OUTPUTS:
+        path = run_dir / name
+        if path.is_dir() and not path.is_symlink():
+            shutil.rmtree(path)
+        elif path.exists() or path.is_symlink():
+            path.unlink()
+
+
+def resolve_existing(
+    run_dir: Path, ckpt_path: str | None, on_existing: str = "refuse"
+) -> Path:
+    """The dir a run with ``ckpt_path`` may write: ``run_dir``, or a sibling, or a cleared one.
+
+    A run dir that holds a run is only reused by the resume of that run (``ckpt_path=last`` or
+    its own ``checkpoints/last.ckpt``); anything else would append a second history to it.
+    """
+    if on_existing not in ON_EXISTING:
+        raise ConfigError(
+            f"on_existing_run={on_existing} must name what to do with a dir that holds a run; "
+            f"allowed: {', '.join(ON_EXISTING)}"
+        )
+    own = (run_dir / "checkpoints" / "last.ckpt").resolve()
+    if ckpt_path is not None and Path(ckpt_path).expanduser().resolve() == own:
+        return run_dir
+    found = previous_run(run_dir)
+    if found is None:
+        return run_dir
+    if on_existing == "sibling":
+        new = sibling_dir(run_dir)
+        warn(f"run dir {run_dir} holds {found}: this run goes to {new} (on_existing_run=sibling)")
+        return new
+    if on_existing == "overwrite":
+        warn(f"run dir {run_dir} held {found}: deleted (on_existing_run=overwrite)")
+        clear_run(run_dir)
+        return run_dir
+    raise RunDirError(
+        f"the run dir {run_dir} already holds {found}; a new run there would mix two histories. "
+        "Resume it with ckpt_path=last, or set on_existing_run=sibling (a new dir "
+        f"{sibling_dir(run_dir).name} beside it) or on_existing_run=overwrite (delete its "
+        "results), or pick another dir with hydra.run.dir=..."
+    )
+
+
+def claim_run_dir(
+    run_dir: Path, ckpt_path: str | None, steps: int, on_existing: str = "refuse",
+    finished_check: bool = True,
+) -> tuple[Path, str | None, bool]:
+    """(the dir to train in, the resolved ``ckpt_path``, whether there is nothing to train).
+
+    ``ckpt_path=last`` is resolved here; a finished checkpoint (``steps`` reached) means "say
+    so, touch nothing", ``steps`` below it is a ConfigError, and a dir holding another run is
+    refused (or replaced by a sibling, or cleared: ``on_existing_run``). ``finished_check``:
+    off for a ``gan_control`` pair, whose branches are checked one by one.
+    """
+    run_dir = Path(run_dir)
+    ckpt = resolve_ckpt_path(ckpt_path, run_dir)
+    if finished_check:
+        try:
+            check_not_finished(ckpt, int(steps))
+        except RunFinished as done:
+            log.warning("%s", done)
+            return run_dir, ckpt, True
+    return resolve_existing(run_dir, ckpt, on_existing), ckpt, False
+
+
+# ----------------------------------------------------------------------------- config history
+
+# Keys a resume may change without comment: where it runs, how long, and from what.
+RESUME_KEYS = ("ckpt_path", "steps", "diagnose", "run_name", "paths", "hydra", "on_existing_run")
+HISTORY = "history"  # RUN_DIR/.hydra/history/<time>/: the configs of earlier segments
+
+
+def _flat(node: object, prefix: str = "") -> dict[str, object]:
+    if isinstance(node, dict):
+        out: dict[str, object] = {}
+        for key, value in node.items():
+            out.update(_flat(value, f"{prefix}{key}."))
+        return out
+    return {prefix.rstrip("."): node}
+
+
+def changed_keys(old: dict, new: dict) -> list[str]:
+    """``key: old -> new`` for every training key that differs (RESUME_KEYS left out)."""
+    a, b = _flat(old), _flat(new)
+    keys = sorted(k for k in a.keys() | b.keys() if k.split(".")[0] not in RESUME_KEYS)
+    return [f"{k}: {a.get(k, '(absent)')} -> {b.get(k, '(absent)')}" for k in keys
+            if a.get(k, "(absent)") != b.get(k, "(absent)")]
+
+
+def archive_hydra_config(run_dir: Path) -> Path | None:
+    """Copy RUN_DIR/.hydra/*.yaml to .hydra/history/<when it was written>/ before Hydra
+    overwrites it with a resumed segment's config; None when there is none yet."""
+    hydra_dir = run_dir / ".hydra"
+    saved = sorted(hydra_dir.glob("*.yaml"))
+    config = hydra_dir / "config.yaml"
+    if not config.is_file():
+        return None
+    stamp = time.strftime("%Y-%m-%d_%H-%M-%S", time.localtime(config.stat().st_mtime))
+    dest = hydra_dir / HISTORY / stamp
+    n = 1
+    while dest.exists():
+        dest, n = hydra_dir / HISTORY / f"{stamp}_{n}", n + 1
+    dest.mkdir(parents=True)
+    for path in saved:
+        shutil.copy2(path, dest / path.name)
+    return dest
+
+
+def claim(cfg: DictConfig, run_dir: Path) -> tuple[Path, str | None, bool]:
+    """``claim_run_dir`` for ``run()``'s config; a sibling dir becomes ``paths.output_dir``."""
+    new_dir, ckpt, finished = claim_run_dir(
+        run_dir, cfg.get("ckpt_path"), int(cfg.steps), cfg.get("on_existing_run", "refuse")
+    )
+    if new_dir != Path(run_dir):
+        with open_dict(cfg):
+            cfg.paths.output_dir = str(new_dir)
+    return new_dir, ckpt, finished

@@ -60,7 +60,9 @@ def peer_ratio(model: nn.Module, x: Tensor, warmup: int, steps: int, repeats: in
 def peers(ctx) -> list[Row]:
     p = ctx.profile
     try:
-        cfg = ctx.config(*p.sd_size)
+        # --tiny has no SD size: ch=32 is the smallest width whose levels share one GroupNorm
+        # group count, which diffusers' AutoencoderKL needs
+        cfg = ctx.config(*(p.sd_size or ("model.ch=32",)))
         model = instantiate(cfg.model, _convert_="all").to(ctx.device)
         x = torch.rand(cfg.data.batch_size, 3, cfg.data.image_size, cfg.data.image_size,
                        device=ctx.device) * 2 - 1

@@ -6,6 +6,7 @@ Each test is a row of the README's "What happens when" table. Real Trainer runs 
 
 from __future__ import annotations
 
+import errno
 import logging
 import math
 import os
@@ -253,6 +254,16 @@ def test_full_disk_is_refused_before_training(tmp_path, monkeypatch):
         (["faults.max_consecutive_nonfinite=0"], "faults.max_consecutive_nonfinite"),
         (["faults.inject_nan={term: nope}"], "faults.inject_nan.term"),
         (["faults.max_consecutive_nonfinite=many"], "faults.max_consecutive_nonfinite"),
+        # these reached a raw traceback mid-run, or were accepted and ignored (issue 17)
+        (["data.image_size=16"], "data.image_size=16 must be >= 32 for the perceptual loss"),
+        (["trainer.val_check_interval=0"], "trainer.val_check_interval=0 must be"),
+        (["seed=-1"], "seed=-1 must be an integer in 0..4294967295"),
+        (["seed=99999999999"], "seed=99999999999 must be"),
+        (["optim.betas=[2,0.9]"], "optim.betas=[2, 0.9] must be two numbers in [0, 1)"),
+        (["callbacks.checkpoint.every_n_gen_steps=0"], "callbacks.checkpoint.every_n_gen_steps"),
+        (["trainer.precision=bogus"], "trainer.precision=bogus is not a precision"),
+        (["optim.lr=inf"], "optim.lr=inf must be a finite number > 0"),
+        (["optim.grad_clip=-1"], "optim.grad_clip=-1 must be a finite max gradient norm > 0"),
     ],
 )
 def test_bad_config_value_is_one_line_naming_the_key(tmp_path, overrides, key):
@@ -281,6 +292,42 @@ def test_cli_unknown_group_option_lists_the_options(tmp_path, monkeypatch, capsy
     assert code == 1 and "Traceback" not in err
     assert "Could not find 'model/huge'" in err and "Available options in 'model'" in err
     assert "small" in err and "sd_kl_f8" in err
+
+
+def test_images_below_the_lpips_minimum_train_without_val_lpips(tmp_path):
+    """16 px crashed inside AlexNet at the first validation even with loss=vae."""
+    result = train_tiny(tmp_path, *FAST, "steps=2", "loss=vae", "data.image_size=16",
+                        "trainer.val_check_interval=2")
+    assert result["gen_step"] == 2
+    rows = read_metrics(tmp_path)
+    assert column(rows, "val/rec") and "val/lpips" not in rows[0]
+
+
+def test_full_disk_while_saving_names_enospc_and_keeps_the_previous_checkpoint(
+    tmp_path, monkeypatch, capsys
+):
+    saves = []
+    real_save = torch.save
+
+    def disk_fills_up(obj, f, *args, **kwargs):  # the second checkpoint finds the disk full
+        saves.append(1)
+        if len(saves) == 2:
+            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+        return real_save(obj, f, *args, **kwargs)
+
+    monkeypatch.setattr(torch, "save", disk_fills_up)
+    code, err = run_main(monkeypatch, capsys, "debug=tiny", f"hydra.run.dir={tmp_path}",
+                         "gan_start=1", "~callbacks.latent", "~callbacks.gradients",
+                         "~callbacks.images", "steps=4", "callbacks.checkpoint.every_n_gen_steps=2")
+    last = tmp_path / "checkpoints" / "last.ckpt"
+    assert code == 2 and "Traceback" not in err
+    assert err.strip().splitlines()[-1].startswith(
+        f"error: cannot write the checkpoint {last} (No space left on device, ENOSPC); "
+        "the previous one is kept"
+    ), err
+    monkeypatch.undo()
+    assert torch.load(last, weights_only=True)["vaegan"]["gen_step"] == 2
+    assert not list(last.parent.glob(".*.tmp"))
 
 
 def test_constructor_value_error_becomes_config_error(tmp_path):

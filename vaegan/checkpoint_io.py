@@ -8,6 +8,7 @@ containers only), because a checkpoint is a pickle and unpickling can run arbitr
 
 from __future__ import annotations
 
+import errno
 import os
 import pickle
 import tempfile
@@ -52,17 +53,36 @@ def atomic_save(obj: Any, path: str | os.PathLike) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     for stale in path.parent.glob(f".{path.name}.*.tmp"):  # left by a process killed mid-save
         stale.unlink(missing_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    except OSError as err:
+        raise CheckpointWriteError(_write_failure(path, err)) from None
     try:
         with os.fdopen(fd, "wb") as f:
             torch.save(obj, f)
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, path)
-    except BaseException:
+    except BaseException as err:
         Path(tmp).unlink(missing_ok=True)
+        if isinstance(err, OSError):  # ENOSPC, EDQUOT, EIO, ...: the old file is intact
+            raise CheckpointWriteError(_write_failure(path, err)) from None
         raise
     _fsync_dir(path.parent)
+
+
+class CheckpointWriteError(CheckpointError):
+    """A checkpoint could not be written (full disk, quota, I/O error); the old one is kept."""
+
+
+def _write_failure(path: Path, err: OSError) -> str:
+    code = errno.errorcode.get(err.errno or 0, "")
+    reason = f"{err.strerror or type(err).__name__}{f', {code}' if code else ''}"
+    kept = "the previous one is kept" if path.is_file() else "there is no earlier one"
+    return (
+        f"cannot write the checkpoint {path} ({reason}); {kept}. Free space (or fix the "
+        "dir), then continue with ckpt_path=last"
+    )
 
 
 class AtomicCheckpointIO(TorchCheckpointIO):

@@ -156,6 +156,71 @@ def _check_architecture(model: DictConfig, size: int) -> None:
     )
 
 
+# Smallest image each LPIPS backbone runs on (its pooling stack; measured with lpips 0.1.4).
+PERCEPTUAL_MIN_SIZE = {"alex": 32, "vgg": 16, "squeeze": 24}
+SEED_MAX = 2**32 - 1  # numpy's seed range, which seed_everything enforces
+
+
+def perceptual_min_size(cfg: DictConfig) -> int:
+    net = OmegaConf.select(cfg, "loss.objective.perceptual.net", default="alex")
+    return PERCEPTUAL_MIN_SIZE.get(str(net), 32)
+
+
+def _check_training_values(cfg: DictConfig) -> None:
+    """Values torch or Lightning would only refuse mid-run, or accept and ignore."""
+    seed = cfg.get("seed", 0)
+    _require(0 <= seed <= SEED_MAX, f"seed={seed} must be an integer in 0..{SEED_MAX}")
+    betas = list(cfg.optim.get("betas") or [])
+    _require(
+        len(betas) == 2 and all(isinstance(b, (int, float)) and 0 <= b < 1 for b in betas),
+        f"optim.betas={betas} must be two numbers in [0, 1) (Adam's moment decays); "
+        "allowed: e.g. [0.5, 0.9]",
+    )
+    for key in ("grad_clip", "disc_grad_clip"):
+        value = cfg.optim.get(key)
+        if value is not None:
+            value = _number(cfg, f"optim.{key}")
+            _require(
+                value > 0 and math.isfinite(value),
+                f"optim.{key}={value} must be a finite max gradient norm > 0; allowed: null "
+                "(no clipping) or a number > 0",
+            )
+    interval = cfg.trainer.get("val_check_interval")
+    if interval is not None:
+        _require(
+            isinstance(interval, (int, float)) and not isinstance(interval, bool)
+            and (interval >= 1 if isinstance(interval, int) else 0 < interval <= 1),
+            f"trainer.val_check_interval={interval} must be a number of steps >= 1 or a "
+            "fraction of an epoch in (0, 1]; allowed: e.g. 500 or 0.25",
+        )
+    precision = cfg.trainer.get("precision")
+    if precision is not None:
+        from lightning.fabric.connector import _PRECISION_INPUT
+        from typing import get_args
+
+        allowed = [str(v) for group in get_args(_PRECISION_INPUT) for v in get_args(group)]
+        _require(
+            str(precision) in allowed,
+            f"trainer.precision={precision} is not a precision Lightning knows; allowed: "
+            f"{', '.join(allowed)}",
+        )
+    every = OmegaConf.select(cfg, "callbacks.checkpoint.every_n_gen_steps")
+    if every is not None:
+        _require(
+            isinstance(every, int) and every >= 1,
+            f"callbacks.checkpoint.every_n_gen_steps={every} must be an integer >= 1",
+        )
+    size = cfg.data.image_size
+    weight = OmegaConf.select(cfg, "loss.objective.perceptual_weight", default=0) or 0
+    minimum = perceptual_min_size(cfg)
+    _require(
+        not (weight > 0 and isinstance(size, int) and size < minimum),
+        f"data.image_size={size} must be >= {minimum} for the perceptual loss "
+        f"(LPIPS {OmegaConf.select(cfg, 'loss.objective.perceptual.net')} needs {minimum} px); "
+        "allowed: a larger data.image_size, or loss.objective.perceptual_weight=0",
+    )
+
+
 def validate(cfg: DictConfig) -> None:
     """Check the values whose mistakes would otherwise surface deep inside torch or later."""
     _typed(RunSchema, {f.name: cfg[f.name] for f in fields(RunSchema) if f.name in cfg})
@@ -206,7 +271,11 @@ def validate(cfg: DictConfig) -> None:
     for key in ("lr", "disc_lr"):
         if cfg.optim.get(key) is not None:
             value = _number(cfg, f"optim.{key}")
-            _require(value > 0, f"optim.{key}={value} must be > 0")
+            _require(
+                value > 0 and math.isfinite(value),
+                f"optim.{key}={value} must be a finite number > 0",
+            )
+    _check_training_values(cfg)
     try:
         schedules(cfg)
     except (ValueError, TypeError) as err:  # TypeError: an unknown key in `schedule`

@@ -20,7 +20,7 @@ from omegaconf import DictConfig, OmegaConf, open_dict
 
 from vaegan.callbacks.requeue import exit_if_stopped, stopped_by
 from vaegan.checkpoint_io import AtomicCheckpointIO, check_resumable
-from vaegan.config import faults_config, schedules, validate
+from vaegan.config import faults_config, perceptual_min_size, schedules, validate
 from vaegan.data_health import skipped_images
 from vaegan.errors import config_errors, one_line_errors
 from vaegan.logging.resumable_csv import ResumableCSVLogger
@@ -39,8 +39,9 @@ def build_module(cfg: DictConfig) -> VAEGAN:
     beta_schedule, gan = schedules(cfg)
     objective = instantiate(cfg.loss.objective, _convert_="all")
     val_perceptual = None
-    if objective.perceptual is None:
-        # val/lpips uses the same lpips package and weights as the loss would.
+    if objective.perceptual is None and cfg.data.image_size >= perceptual_min_size(cfg):
+        # val/lpips uses the same lpips package and weights as the loss would (and is left
+        # out below the backbone's minimum image size, where LPIPS cannot run).
         val_perceptual = Perceptual(**OmegaConf.to_container(cfg.loss.objective.perceptual))
     return VAEGAN(
         autoencoder=instantiate(cfg.model, _convert_="all"),

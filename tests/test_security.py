@@ -74,6 +74,62 @@ def test_redaction_rules():
     ]
 
 
+@pytest.mark.parametrize("name", [
+    "+db.passwd", "+hf_auth", "+credentials", "+s3.secret_access", "+ssh.private_key_pem",
+    "+http.cookie", "+session_id", "+headers.Authorization", "+gpg.passphrase",
+])
+def test_widened_secret_names_are_redacted(name):
+    assert redact_overrides([f"{name}=hunter2x"]) == [f"{name}={REDACTED}"]
+    assert redact_tree({name.lstrip("+").split(".")[-1]: "hunter2x"}, []) != {
+        name.lstrip("+").split(".")[-1]: "hunter2x"
+    }
+
+
+def test_ordinary_keys_are_not_redacted():
+    plain = ["data.root=/data/images", "trainer.precision=32-true", "loss.objective.rec_kind=l1",
+             "model.ch_mult=[1,2]", "optim.betas=[0.5,0.9]", "seed=3"]
+    assert redact_overrides(plain) == plain
+
+
+def test_passwd_auth_and_credentials_never_land_in_the_run_dir(tmp_path, monkeypatch, capsys):
+    from tests.test_rundir import train_main
+
+    secrets = {"+db.passwd": "pw-1a2b3c4d", "+hf_auth": "hf_5e6f7a8b9c", "+credentials": "cr-0d1e2f3a"}
+    code, _, err = train_main(monkeypatch, capsys, tmp_path, "steps=1",
+                              *(f"{k}={v}" for k, v in secrets.items()))
+    assert code == 0, err
+    leaks = [
+        str(path.relative_to(tmp_path)) for path in tmp_path.rglob("*") if path.is_file()
+        and any(v.encode() in path.read_bytes() for v in secrets.values())
+    ]
+    assert not leaks, leaks
+
+
+def test_checkpoints_get_the_run_dirs_file_mode(tmp_path):
+    """One policy: the umask's mode for every file (checkpoints were 0600, the rest 0644)."""
+    previous = os.umask(0o022)
+    try:
+        train_tiny(tmp_path, "steps=1", "~callbacks.images", "~callbacks.latent",
+                   "~callbacks.gradients", "~callbacks.discriminator")
+    finally:
+        os.umask(previous)
+    mode = (tmp_path / "checkpoints" / "last.ckpt").stat().st_mode & 0o777
+    assert mode == (tmp_path / "csv" / "metrics.csv").stat().st_mode & 0o777 == 0o644
+
+
+def test_plain_pickle_with_code_is_refused_as_unsafe_not_called_corrupt(tmp_path):
+    """A pickle.dump file used to be reported as "mmap ... corrupt or truncated"."""
+    import pickle
+
+    marker = tmp_path / "pwned"
+    evil = tmp_path / "evil.ckpt"
+    with open(evil, "wb") as f:
+        pickle.dump({"state_dict": MakesADir(marker)}, f, protocol=2)
+    with pytest.raises(CheckpointError, match="was refused as unsafe: .*GLOBAL posix.mkdir"):
+        train_tiny(tmp_path / "run", "callbacks=none", f"ckpt_path={evil}")
+    assert not marker.exists()
+
+
 def test_checkpoint_with_code_is_refused_without_running_it(tmp_path):
     marker = tmp_path / "pwned"
     evil = tmp_path / "evil.ckpt"

@@ -4,6 +4,12 @@ Saving: ``torch.save`` into a temp file in the same directory, ``fsync``, then `
 onto ``last.ckpt``: a reader (or a resume after SIGKILL, pre-emption or power loss) sees the
 old file or the new one, never half of one. Loading: ``weights_only=True`` (tensors and plain
 containers only), because a checkpoint is a pickle and unpickling can run arbitrary code.
+
+Permissions: a checkpoint gets the mode every other file of the run dir gets, the one the
+process umask gives (0644 under the usual 022). One policy for the whole run dir, on purpose:
+a checkpoint holds no secret that metrics.csv or .hydra/ do not (secrets are redacted
+everywhere), and a checkpoint only its owner can read breaks shared group dirs. To keep runs
+private, set ``umask 077`` or train into a private dir.
 """
 
 from __future__ import annotations
@@ -47,6 +53,19 @@ def _fsync_dir(directory: Path) -> None:
         os.close(fd)
 
 
+def _umask() -> int:
+    """The process umask: from /proc (Linux), else by setting it and putting it back."""
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("Umask:"):
+                return int(line.split()[1], 8)
+    except OSError:
+        pass
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
 def atomic_save(obj: Any, path: str | os.PathLike) -> None:
     """``torch.save`` that replaces ``path`` only once the new file is complete on disk."""
     path = Path(str(path).removeprefix("file://"))
@@ -58,6 +77,7 @@ def atomic_save(obj: Any, path: str | os.PathLike) -> None:
     except OSError as err:
         raise CheckpointWriteError(_write_failure(path, err)) from None
     try:
+        os.fchmod(fd, 0o666 & ~_umask())  # like every other file of the run dir (mkstemp: 0600)
         with os.fdopen(fd, "wb") as f:
             torch.save(obj, f)
             f.flush()
@@ -112,22 +132,44 @@ def _first_line(err: BaseException) -> str:
     return text.splitlines()[0][:200] if text else type(err).__name__
 
 
+def _unsafe_detail(err: pickle.UnpicklingError) -> str:
+    """What the weights_only unpickler refused (``Unsupported global: GLOBAL posix.system``)."""
+    paragraphs = [p.strip() for p in str(err).split("\n\n") if p.strip()]
+    found = [p for p in paragraphs if "GLOBAL" in p or "Unsupported" in p]
+    detail = found[0] if found else "not a plain torch.save file"
+    return " ".join(detail.removeprefix("WeightsUnpickler error:").split())[:200]
+
+
 def _load(path: Path) -> Any:
-    """``torch.load(weights_only=True)``; every failure becomes a one-line CheckpointError."""
+    """``torch.load(weights_only=True)``; every failure becomes a one-line CheckpointError.
+
+    ``mmap`` (no copy of a large file in memory) needs torch's zip format; a legacy or foreign
+    pickle is read again without it, so that the restricted unpickler sees it and a hostile
+    file is reported as refused, not as "corrupt".
+    """
     try:
-        return torch.load(path, map_location="cpu", weights_only=True, mmap=True)
+        try:
+            return torch.load(path, map_location="cpu", weights_only=True, mmap=True)
+        except RuntimeError as err:
+            if "mmap can only be used" not in str(err):
+                raise
+            return torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as err:
-        detail = str(err)
-        if "GLOBAL" in detail or "global" in detail:
+        if "Weights only load failed" in str(err):
             raise CheckpointError(
-                f"ckpt_path={path} holds Python objects other than tensors and plain data "
-                "(refused: unpickling them can run code); only resume from checkpoints that "
-                "vaegan wrote"
+                f"ckpt_path={path} was refused as unsafe: it holds Python objects or pickle "
+                "instructions other than tensors and plain data (refused: unpickling them can "
+                f"run code; {_unsafe_detail(err)}); only resume from checkpoints that vaegan "
+                "wrote"
             ) from None
-        problem = _first_line(err).removeprefix("Weights only load failed. ")
         raise CheckpointError(
-            f"ckpt_path={path} is not a readable checkpoint ({problem}); it may be corrupt or "
-            "truncated: use an earlier copy"
+            f"ckpt_path={path} is not a readable checkpoint ({_first_line(err)}); it may be "
+            "corrupt or truncated: use an earlier copy"
+        ) from None
+    except KeyError:  # a pickle's first byte read as a torch storage key: not torch's format
+        raise CheckpointError(
+            f"ckpt_path={path} is not a readable checkpoint (not a file torch.save wrote); it "
+            "may be corrupt or truncated: use an earlier copy"
         ) from None
     except (RuntimeError, OSError, EOFError, ValueError) as err:
         raise CheckpointError(

@@ -1,7 +1,8 @@
 """Secrets never land in run dirs, saved configs or logger configs.
 
-A key or value whose *name* matches ``*KEY*``, ``*TOKEN*``, ``*SECRET*`` or ``*PASSWORD*``
-(any case) is replaced by ``***``: in Hydra's saved ``.hydra/*.yaml`` and ``multirun.yaml``
+A key or value whose *name* contains one of ``SECRET_WORDS`` (key, token, secret, password,
+passwd, passphrase, auth, credential, private, cookie, session, bearer, signature; any case)
+is replaced by ``***``: in Hydra's saved ``.hydra/*.yaml`` and ``multirun.yaml``
 (rewritten by the ``RedactSecrets`` Hydra callback right after Hydra writes them), in
 ``run_info.json`` and in the config sent to wandb. The *values* of such environment
 variables (``WANDB_API_KEY``, ``HF_TOKEN``, ...) are replaced wherever they appear as text.
@@ -20,10 +21,17 @@ from typing import Any
 from omegaconf import DictConfig, OmegaConf
 
 REDACTED = "***"
-SECRET_NAME = re.compile(r"key|token|secret|password", re.IGNORECASE)
+# Name fragments of credentials: api keys, tokens, passwords (passwd, passphrase), auth
+# headers, credential files, private keys, cookies and session ids. Not "pwd": $PWD is a path.
+SECRET_WORDS = (
+    "key", "token", "secret", "password", "passwd", "passphrase", "auth", "credential",
+    "private", "cookie", "session", "bearer", "signature",
+)
+_SECRET_WORDS = "|".join(SECRET_WORDS)
+SECRET_NAME = re.compile(_SECRET_WORDS, re.IGNORECASE)
 # `name=value` inside a string: a Hydra override, or Hydra's comma-joined override_dirname.
 _ASSIGNMENT = re.compile(
-    r"(?P<name>[\w.+~/-]*(?:key|token|secret|password)[\w.-]*)=(?P<value>[^,\s]+)",
+    rf"(?P<name>[\w.+~/-]*(?:{_SECRET_WORDS})[\w.-]*)=(?P<value>[^,\s]+)",
     re.IGNORECASE,
 )
 MIN_SECRET_LEN = 6  # shorter env values ("1", "true") would redact ordinary text

@@ -136,7 +136,7 @@ def _unsafe_detail(err: pickle.UnpicklingError) -> str:
     """What the weights_only unpickler refused (``Unsupported global: GLOBAL posix.system``)."""
     paragraphs = [p.strip() for p in str(err).split("\n\n") if p.strip()]
     found = [p for p in paragraphs if "GLOBAL" in p or "Unsupported" in p]
-    detail = found[0] if found else "not a plain torch.save file"
+    detail = found[0] if found else _first_line(err)
     return " ".join(detail.removeprefix("WeightsUnpickler error:").split())[:200]
 
 
@@ -155,16 +155,17 @@ def _load(path: Path) -> Any:
                 raise
             return torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as err:
-        if "Weights only load failed" in str(err):
+        # A reference to a global (a function, a class) is what code execution needs; an
+        # unsupported opcode alone is a file torch.save did not write (text, other pickles).
+        if "Weights only load failed" in str(err) and "global" in str(err).lower():
             raise CheckpointError(
-                f"ckpt_path={path} was refused as unsafe: it holds Python objects or pickle "
-                "instructions other than tensors and plain data (refused: unpickling them can "
-                f"run code; {_unsafe_detail(err)}); only resume from checkpoints that vaegan "
-                "wrote"
+                f"ckpt_path={path} was refused as unsafe: it holds Python objects other than "
+                "tensors and plain data (refused: unpickling them can run code; "
+                f"{_unsafe_detail(err)}); only resume from checkpoints that vaegan wrote"
             ) from None
         raise CheckpointError(
-            f"ckpt_path={path} is not a readable checkpoint ({_first_line(err)}); it may be "
-            "corrupt or truncated: use an earlier copy"
+            f"ckpt_path={path} is not a readable checkpoint (not a file torch.save wrote: "
+            f"{_unsafe_detail(err)}); it may be corrupt or truncated: use an earlier copy"
         ) from None
     except KeyError:  # a pickle's first byte read as a torch storage key: not torch's format
         raise CheckpointError(

@@ -94,3 +94,40 @@ def test_rfid_without_inception_weights_is_one_message(tmp_path: Path, monkeypat
     with pytest.raises(PretrainedWeightsMissing, match="Inception weights not found") as err:
         train_tiny(tmp_path / "run", "callbacks.rfid.every_n_val=1")
     assert "callbacks.rfid.every_n_val=0" in str(err.value) and "\n" not in str(err.value)
+
+
+def _random_inception_weights(path: Path) -> Path:
+    """torch-fidelity's Inception with random weights, saved as its weights file would be (the
+    real file cannot be fetched here): the loading path is real, the number is not FID."""
+    from unittest import mock
+
+    import torch_fidelity.feature_extractor_inceptionv3 as fe
+
+    with mock.patch.object(fe, "load_state_dict_from_url", lambda *a, **k: None), \
+            mock.patch.object(fe.FeatureExtractorInceptionV3, "load_state_dict",
+                              lambda self, state: None):
+        net = fe.FeatureExtractorInceptionV3("inception-v3-compat", ["64"])
+    torch.save(net.state_dict(), path)
+    return path
+
+
+def test_rfid_reads_inception_weights_from_a_local_path_and_refuses_code(tmp_path: Path) -> None:
+    from vaegan.callbacks.rfid import ReconstructionFID
+
+    weights = _random_inception_weights(tmp_path / "inception.pth")
+    fid = ReconstructionFID(every_n_val=1, weights_path=str(weights), dims=64)._metric()
+    images = torch.rand(4, 3, 32, 32, generator=torch.Generator().manual_seed(0))
+    fid.update(images, real=True)
+    fid.update(images, real=False)
+    same = float(fid.compute())
+    fid.update(1 - images, real=False)
+    assert abs(same) < 1e-3 and float(fid.compute()) > same
+
+    class Evil:
+        def __reduce__(self):
+            return (Path.touch, (tmp_path / "pwned",))
+
+    torch.save({"w": Evil()}, tmp_path / "evil.pth")
+    with pytest.raises(PretrainedWeightsMissing, match="not a plain weights file"):
+        ReconstructionFID(every_n_val=1, weights_path=str(tmp_path / "evil.pth"))._metric()
+    assert not (tmp_path / "pwned").exists()

@@ -59,12 +59,15 @@ class RandomFeatures(nn.Module):
 class ReconstructionFID(L.Callback):
     """Logs ``val/rfid`` every ``every_n_val`` validations (0: off; sanity checks not counted).
 
-    ``feature``: ``inception`` (FID proper) or ``random`` (``RandomFeatures``: not FID, see
-    there). Runs on what validation runs on, so on the EMA weights when ``callbacks.ema`` is on.
+    ``feature``: ``inception`` (FID proper with ``dims=2048``, the pool features every
+    published FID uses; torchmetrics also offers 64, 192, 768) or ``random``
+    (``RandomFeatures``: not FID, see there). Runs on what validation runs on, so on the EMA
+    weights when ``callbacks.ema`` is on.
     """
 
     def __init__(
-        self, every_n_val: int = 0, feature: str = "inception", weights_path: str | None = None
+        self, every_n_val: int = 0, feature: str = "inception", weights_path: str | None = None,
+        dims: int = 2048,
     ) -> None:
         if every_n_val < 0:
             raise ValueError(f"callbacks.rfid.every_n_val={every_n_val} must be >= 0 (0: off)")
@@ -73,6 +76,7 @@ class ReconstructionFID(L.Callback):
         self.every_n_val = every_n_val
         self.feature = feature
         self.weights_path = weights_path
+        self.dims = dims
         self.validations = 0  # completed (non-sanity) validations, saved in checkpoints
         self.fid: Any = None
         self._active = False
@@ -101,7 +105,7 @@ class ReconstructionFID(L.Callback):
                 f" download {INCEPTION_URL} again"
             ) from None
         return FrechetInceptionDistance(
-            feature=2048, normalize=True, feature_extractor_weights_path=str(path)
+            feature=self.dims, normalize=True, feature_extractor_weights_path=str(path)
         )
 
     def setup(self, trainer: L.Trainer, pl_module: Any, stage: str) -> None:

@@ -410,3 +410,32 @@ def test_compare_explicit_runs_to_out_dir(tmp_path: Path) -> None:
     assert result.labels == ["a", "b", "c"]  # no overrides: dir names
     assert [d.verdict for d in result.diagnoses] == [BENIGN, MALIGNANT, BENIGN]
     assert result.table == tmp_path / "out" / "compare.md" and result.figure.exists()
+
+
+def test_diagnose_says_kl_went_non_finite_and_from_which_step(tmp_path: Path) -> None:
+    """An all-NaN KL used to read as "too little data: 0 points"."""
+    kl = np.where(T >= T[5], np.nan, 100.0)
+    run = load_run(make_run(tmp_path / "r", {"train/kl": kl, "train/rec": const(0.1)}))
+    text = " ".join(diagnose(run).explanation)
+    assert f"train/kl is non-finite (NaN/inf) from gen_step {T[5]:g} on" in text, text
+    assert "Too little data" not in text
+
+
+def test_compare_skips_broken_runs_and_a_sweeps_failed_jobs_with_reasons(
+    tmp_path: Path, capsys
+) -> None:
+    multirun = sweep(tmp_path / "multirun")
+    broken = multirun / "3"
+    (broken / ".hydra").mkdir(parents=True)
+    (broken / "run_info.json").write_text('{"status": "failed", "error": "DataError: no images"}')
+    assert compare_main([str(multirun)]) == 0
+    out = capsys.readouterr().out
+    assert f"skipped {broken}: failed before logging: DataError: no images" in out
+    assert "skipped" in (multirun / "compare.md").read_text()
+
+    empty = tmp_path / "empty"
+    (empty / "csv").mkdir(parents=True)
+    (empty / "csv" / "metrics.csv").write_text("step,gen_step\n")
+    result = compare_runs([multirun / "0", empty], tmp_path / "out")
+    assert [r.path for r in result.runs] == [multirun / "0"]
+    assert result.skipped and result.skipped[0][0] == empty and "no rows" in result.skipped[0][1]

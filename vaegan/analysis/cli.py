@@ -86,6 +86,8 @@ def compare_main(argv: Sequence[str] | None = None) -> int:
         result = compare_runs(args.runs, args.out, thresholds)
         for label, d in zip(result.labels, result.diagnoses, strict=True):
             print(f"{label}: {d.headline}" + (f"; {d.gan_headline}" if d.gan_headline else ""))
+        for path, why in result.skipped:
+            print(f"skipped {path}: {why}")
         print(f"wrote {result.figure}\nwrote {result.table}")
         return 0
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from vaegan.analysis.diagnose import (
@@ -17,7 +17,7 @@ from vaegan.analysis.diagnose import (
 )
 from vaegan.analysis.plots import helps_log, log_y, new_figure, save
 from vaegan.analysis.report import md_table
-from vaegan.analysis.runs import Run, load_runs
+from vaegan.analysis.runs import Run, RunDirError, load_runs_skipping
 
 PANELS = (
     ("train/kl", "KL (nats/sample)"),
@@ -34,6 +34,7 @@ class Comparison:
     diagnoses: list[Diagnosis]
     figure: Path
     table: Path
+    skipped: list[tuple[Path, str]] = field(default_factory=list)  # unreadable runs, why
 
 
 def parse_overrides(overrides: Sequence[str]) -> dict[str, str]:
@@ -119,7 +120,9 @@ def compare_runs(
     thresholds: DiagnosisThresholds | None = None,
 ) -> Comparison:
     """Load runs (or one multirun dir), diagnose each, write compare.png + compare.md."""
-    runs = load_runs(paths)
+    runs, skipped = load_runs_skipping(paths)  # a broken run is listed, not fatal
+    if not runs:
+        raise RunDirError("no readable run: " + "; ".join(f"{p}: {why}" for p, why in skipped))
     if out_dir is None:
         out_dir = (
             Path(paths[0])
@@ -148,5 +151,6 @@ def compare_runs(
         + md_table(header, rows)
         + "\n\nThe relative slope is the KL change over the"
         " window after gan_start as a fraction of the KL level at gan_start.\n"
+        + "".join(f"\n- skipped {p}: {why}" for p, why in skipped)
     )
-    return Comparison(runs, labels, diagnoses, figure, table)
+    return Comparison(runs, labels, diagnoses, figure, table, skipped)

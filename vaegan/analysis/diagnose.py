@@ -13,7 +13,7 @@ from typing import Any
 import numpy as np
 
 from vaegan.analysis.paired import GanEffect, gan_effect
-from vaegan.analysis.runs import Run, Series
+from vaegan.analysis.runs import Run, Series, nonfinite_note
 from vaegan.analysis.trends import SMOOTH_FRAC, fit_slope, level, rel_change, smooth
 
 BENIGN, MALIGNANT, COLLAPSE, INCONCLUSIVE = (
@@ -209,7 +209,8 @@ def diagnose(run: Run, thresholds: DiagnosisThresholds | None = None) -> Diagnos
     dg.ev("kl_points", n)
     if raw is None or n < dg.th.min_points:
         dg.say(
-            f"Too little data: train/kl has {n} points, need {dg.th.min_points}"
+            nonfinite_note(run, "train/kl")  # a diverged KL is not "too little data"
+            or f"Too little data: train/kl has {n} points, need {dg.th.min_points}"
             " (threshold min_points); no verdict."
         )
         return dg.d

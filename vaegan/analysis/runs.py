@@ -368,3 +368,78 @@ def load_runs(paths: Iterable[str | Path]) -> list[Run]:
     if len(paths) == 1:
         paths = find_runs(paths[0])
     return [load_run(p) for p in paths]
+
+
+def load_runs_skipping(paths: Iterable[str | Path]) -> tuple[list[Run], list[tuple[Path, str]]]:
+    """Like ``load_runs``, but a run that cannot be read is skipped, with the reason.
+
+    One broken dir among several (a crashed job, an empty metrics.csv) used to stop a whole
+    comparison. A multirun dir's jobs that never logged (failed at start) are listed too,
+    with the error their ``run_info.json`` recorded.
+    """
+    paths = [Path(p) for p in paths]
+    skipped: list[tuple[Path, str]] = []
+    if len(paths) == 1 and paths[0].is_dir():
+        top = paths[0]
+        try:
+            paths = find_runs(top)
+        except RunDirError as err:
+            paths, skipped = [], [(top, str(err))]
+        found = {p.resolve() for p in paths}
+        for job in sorted((d for d in top.iterdir() if d.is_dir()), key=natural_key):
+            if (job / ".hydra").is_dir() and job.resolve() not in found and not any(
+                f.is_relative_to(job.resolve()) for f in found
+            ):
+                skipped.append((job, _why_no_metrics(job)))
+    runs = []
+    for path in paths:
+        try:
+            runs.append(load_run(path))
+        except (RunDirError, OSError, ValueError) as err:
+            skipped.append((path, str(err).removeprefix(f"{path}: ")))
+    return runs, skipped
+
+
+def _why_no_metrics(job: Path) -> str:
+    info = job / "run_info.json"
+    status = json.loads(info.read_text()) if info.is_file() else {}
+    if isinstance(status, dict) and status.get("status") == "failed":
+        return f"failed before logging: {status.get('error', 'no error recorded')}"
+    return f"no {METRICS_FILE} (never logged)"
+
+
+def first_nonfinite(run: Run, name: str) -> tuple[float, int, int] | None:
+    """(first x where ``name`` was logged as NaN/inf, non-finite count, logged count), or None.
+
+    The series drop non-finite values, so a diverged KL looks like "no data"; this reads the
+    raw cells again to tell the two apart.
+    """
+    with open(run.metrics_path, newline="") as f:
+        reader = csv.DictReader(f)
+        if reader.fieldnames is None or name not in reader.fieldnames:
+            return None
+        first, bad, logged = math.inf, 0, 0
+        for row in reader:
+            cell = row.get(name) or ""
+            if not cell:
+                continue
+            logged += 1
+            if not math.isfinite(_float(cell)):
+                bad += 1
+                x = _float(row.get(run.x_name) or "")
+                if math.isfinite(x):
+                    first = min(first, x)
+    return (first, bad, logged) if bad else None
+
+
+def nonfinite_note(run: Run, name: str) -> str | None:
+    """One sentence on a metric that went non-finite, for a report; None when it did not."""
+    found = first_nonfinite(run, name)
+    if found is None:
+        return None
+    first, bad, logged = found
+    where = f"from {run.x_name} {first:g} on" if math.isfinite(first) else "(step unknown)"
+    return (
+        f"{name} is non-finite (NaN/inf) {where}: {bad} of {logged} logged values; the run "
+        "diverged, no verdict (see the README's faults table: faults.max_consecutive_nonfinite)."
+    )

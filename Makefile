@@ -32,10 +32,11 @@ lint: install
 bench: install
 	$(BIN)/python -m vaegan.bench $(ARGS)
 
-# The KL study (README "The KL study"): trains every arm x seed of conf/study/study.yaml and
-# writes study/REPORT.md. SCALE=small (default, ~20 min on 2 quiet CPU cores) | full (GPU) |
-# tiny (seconds, what the test runs). ARGS="only=[C1,F2]" for some claims; ARGS=fresh=true
-# retrains runs that finished before.
+# The KL study (README "The KL study"): trains every arm x seed x regime of
+# conf/study/study.yaml (GAN arms with their paired no-GAN branch) and writes study/REPORT.md.
+# SCALE=small (default, ~27 min planned on 2 quiet CPU cores) | full (one GPU) | tiny (what the
+# test runs). ARGS=dry_run=true prints the plan and estimate; ARGS="only=[C1,F2]" some claims;
+# ARGS=fresh=true retrains runs that finished before (default: kept, so a rerun resumes).
 study: install
 	$(BIN)/python -m vaegan.study $(if $(SCALE),scale=$(SCALE),) $(ARGS)
 

@@ -450,7 +450,7 @@ def test_override_expressions():
 def test_the_small_scale_fits_its_budget(study):
     """40 min of wall on 2 cores for every run and branch, by the scale's measured costs."""
     planned = plan(study)
-    assert len(planned) == len(study.arms) * len(study.seeds) == 45
+    assert len(planned) == len(study.arms) * len(study.seeds) == 39
     assert makespan([p.cost_s for p in planned], study.workers) < 40 * 60
     assert sum(p.control_steps for p in planned) == 12 * (study.steps - study.gan_start)
 
@@ -474,7 +474,7 @@ def test_full_scale_dry_run_prints_plan_estimate_and_what_is_missing(tmp_path, c
     assert main(["scale=full", "dry_run=true", f"runs_dir={tmp_path}/runs",
                  f"extra=['data.root={tmp_path}/nodata']"]) == 0
     out = capsys.readouterr().out
-    assert "plan: 45 runs" in out and "estimate:" in out and "LPIPS: vgg" in out
+    assert "plan: 39 runs" in out and "estimate:" in out and "LPIPS: vgg" in out
     assert "MISSING data" in out
     assert not (tmp_path / "runs").exists()  # trained nothing
 

@@ -1,8 +1,10 @@
 """``python -m vaegan.study [scale=small|full|tiny] [key=value ...]`` (``make study``).
 
 Checks every arm's composed regime against its declaration, prints the plan and the time
-estimate (``dry_run=true``: and stops there), trains every arm × seed the selected claims
-need (runs finished before with the same overrides are kept, so an interrupted study resumes),
+estimate (``dry_run=true``: and stops there; with ``stub=true`` it also writes REPORT.md as
+a "not yet run" report of the regimes, the plan and the rules), trains every arm × seed the
+selected claims need (runs finished before with the same overrides are kept, so an
+interrupted study resumes),
 judges each claim per regime by its rule in ``conf/study/study.yaml`` and writes ``REPORT.md``
 + plots into the scale's ``out_dir`` (``study/`` for the default small scale).
 """
@@ -18,7 +20,7 @@ from vaegan.study.config import StudyConfigError, load_study
 from vaegan.study.plan import plan, plan_text, prerequisites
 from vaegan.study.provenance import Clock
 from vaegan.study.regimes import check_arm
-from vaegan.study.report import write_study_report
+from vaegan.study.report import write_plan_report, write_study_report
 from vaegan.study.runner import run_jobs
 
 
@@ -43,6 +45,8 @@ def main(argv: Sequence[str] | None = None) -> int:
           f" {study.runs_dir}")
     print(plan_text(study, planned))
     if study.dry_run:
+        if study.raw.get("stub"):
+            print(f"not-yet-run report: {write_plan_report(study, plan_text(study, planned))}")
         return 0
     missing = prerequisites(study)
     if missing:

@@ -244,6 +244,37 @@ def update_readme(readme: Path, summary: str) -> None:
     readme.write_text(f"{head}{SUMMARY_START}\n{summary}\n{SUMMARY_END}{tail}")
 
 
+def rules_section(study: Study) -> list[str]:
+    """Every claim's tests with their bands and gates, as fixed before any run."""
+    lines = ["## Claims and rules", ""]
+    for claim in study.claims.values():
+        rows = []
+        for t in claim.tests:
+            gates = "<br>".join(f"{g.what} (`{g.arm}`, {g.holds} on every seed)"
+                                for g in t.gates) or "–"
+            rows.append([t.what, subject(t), rule_text(t), gates])
+        lines += [f"### {claim.id}: {claim.text}", "",
+                  md_table(["test", "arms", "rule", "gates"], rows), ""]
+    return lines
+
+
+def write_plan_report(study: Study, plan_lines: str) -> Path:
+    """REPORT.md before the study has run: regimes, plan and rules, marked NOT YET RUN."""
+    study.out_dir.mkdir(parents=True, exist_ok=True)
+    text = "\n".join([
+        f"# The KL study (scale={study.scale}): NOT YET RUN", "",
+        "**No run of this study has been judged yet: this file holds the regimes, the plan and"
+        " the rules, fixed before the runs.** `make study"
+        f"{'' if study.scale == 'small' else ' SCALE=' + study.scale}` replaces it with the"
+        " report.", "",
+        f"Rules, arms and regimes: `conf/study/study.yaml` at commit `{rules_commit()}`.", "",
+        *regimes_section(study), "## Plan", "", "```", plan_lines, "```", "",
+        *rules_section(study)])
+    report = study.out_dir / REPORT_FILE
+    report.write_text(text)
+    return report
+
+
 def write_study_report(study: Study, jobs: Sequence[JobResult], clock: Clock | None = None,
                        table: RunTable | None = None) -> Path:
     """Judge the claims on the finished runs and write the report; returns REPORT.md's path."""

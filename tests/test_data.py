@@ -247,3 +247,70 @@ def test_datamodule_folder_batches(tmp_path):
 def test_datamodule_rejects_bad_settings_naming_the_key(kwargs, key):
     with pytest.raises(ValueError, match=f"data.{key}"):
         ImageDataModule(**kwargs)
+
+
+# --- checks before training (issue 17) ---------------------------------------------------------
+
+
+def test_bad_files_are_all_named_before_training_or_skipped_and_counted(tmp_path, monkeypatch):
+    """A truncated JPEG and a decompression bomb used to fail mid-epoch, one at a time, after
+    a DataLoader worker traceback; a macOS ``._`` file is not an image at all."""
+    make_images(tmp_path)
+    whole = (tmp_path / "rgb.jpg").read_bytes()
+    (tmp_path / "cut.jpg").write_bytes(whole[: len(whole) // 2])
+    (tmp_path / "._rgb.png").write_bytes(b"\x00\x05\x16\x07 AppleDouble resource fork")
+    monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", 6000)  # the test images are below it
+    Image.new("RGB", (200, 200)).save(tmp_path / "bomb.png")
+    with pytest.raises(DataError) as info:
+        folder_splits(SIZE, False, tmp_path)
+    message = str(info.value)
+    assert message.startswith("2 unreadable images: ") and "\n" not in message
+    assert "cut.jpg (truncated" in message and "bomb.png (decompression bomb" in message
+    assert "._rgb.png" not in message and message.endswith("or set data.on_bad_image=skip")
+
+    with pytest.warns(UserWarning, match="skipping 2 unreadable images"):
+        train, val = folder_splits(SIZE, False, tmp_path, on_bad_image="skip")
+    names = {p.name for p in [*train.files, *val.files]}
+    assert names.isdisjoint({"cut.jpg", "bomb.png", "._rgb.png"}) and len(names) == 7
+    assert {p.name for p in train.skipped_files} == {"cut.jpg", "bomb.png"}
+
+
+def test_directory_symlinks_are_followed_once(tmp_path):
+    real = tmp_path / "real"
+    make_images(real)
+    (real / "nested" / "loop").symlink_to(real, target_is_directory=True)  # no endless walk
+    root = tmp_path / "root"
+    root.mkdir()
+    (root / "linked").symlink_to(real, target_is_directory=True)
+    found = find_images(root)
+    assert len(found) == 7 and all(p.is_relative_to(root / "linked") for p in found)
+
+
+def test_small_folder_keeps_enough_validation_images_and_too_few_give_nan_not_zero():
+    """With 20 images the default split kept 1 validation image: variance NaN, 0 active
+    units, and a "posterior collapse" verdict."""
+    from vaegan.callbacks.latent import unit_activity
+    from vaegan.models.autoencoder import AutoencoderKL
+
+    files = [Path(f"/d/{i:02d}.png") for i in range(20)]
+    assert len(split_files(files, Path("/d"), 0.05, seed=0)[1]) == 5
+    assert len(split_files(files * 10, Path("/d"), 0.05, seed=0)[1]) == 10
+    model = AutoencoderKL(ch=8, ch_mult=(1, 2), embed_dim=4, resolution=SIZE)
+    few = unit_activity(model, torch.randn(1, 3, SIZE, SIZE), 8, 0.01)
+    assert all(torch.isnan(v) for v in few.values()), few
+    enough = unit_activity(model, torch.randn(8, 3, SIZE, SIZE), 8, 0.01)
+    assert all(torch.isfinite(v) for v in enough.values()), enough
+
+
+@pytest.mark.parametrize("debug", ["tiny", "fdr"])
+@pytest.mark.parametrize("data", ["patches", "folder", "cifar10", "celeba"])
+def test_debug_presets_compose_with_every_data_set(tmp_path, debug, data):
+    """``debug=tiny data=folder`` was refused: tiny set data.num_patches for every data set."""
+    from hydra.utils import instantiate
+
+    from tests.conftest import compose_config
+
+    root = [f"data.root={tmp_path}"] if data != "patches" else []
+    cfg = compose_config(tmp_path, f"data={data}", *root, debug=debug)
+    module = instantiate(cfg.data, _convert_="all")  # checks the settings, loads nothing
+    assert module.batch_size == 8

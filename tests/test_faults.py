@@ -372,7 +372,7 @@ def _image_folder(root: Path) -> Path:
 def test_folder_with_corrupt_and_mixed_images_trains_and_counts_skips(tmp_path):
     root = _image_folder(tmp_path / "images")
     result = train_tiny(
-        tmp_path / "run", "data=folder", f"data.root={root}", "~data.num_patches",
+        tmp_path / "run", "data=folder", f"data.root={root}",
         "data.num_workers=0", "data.batch_size=4", "data.on_bad_image=skip", "steps=6",
         *FAST,
     )

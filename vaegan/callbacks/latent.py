@@ -10,6 +10,7 @@ the numbers that tell an informative KL rise from posterior collapse.
 from __future__ import annotations
 
 import inspect
+import logging
 from typing import Any
 
 import lightning as L
@@ -54,6 +55,10 @@ def posterior_stats(
     return stats
 
 
+log = logging.getLogger("vaegan")
+MIN_UNIT_IMAGES = 8  # fewer validation images: active units and collapsed dims are NaN
+
+
 @torch.no_grad()
 def unit_activity(
     autoencoder: torch.nn.Module, images: Tensor, batch_size: int, threshold: float
@@ -69,6 +74,9 @@ def unit_activity(
         kls.append(posterior.kl_per_element())
     autoencoder.train(was_training)
     mu, kl = torch.cat(means), torch.cat(kls)
+    if len(mu) < MIN_UNIT_IMAGES:  # a variance over 1 image is NaN, and 0 units "active"
+        nan = torch.tensor(float("nan"))
+        return {"latent/active_units": nan, "latent/collapsed_dims": nan}
     return {
         "latent/active_units": (mu.var(dim=0) > threshold).sum().float(),
         "latent/collapsed_dims": (kl.mean(dim=0) < threshold).sum().float(),
@@ -113,6 +121,12 @@ class LatentStats(L.Callback):
     def _log_units(self, trainer: L.Trainer, pl_module: Any) -> None:
         if self._images is None:
             self._images = fixed_val_images(trainer, self.num_images)
+            if len(self._images) < MIN_UNIT_IMAGES:
+                log.warning(
+                    "latent/active_units and latent/collapsed_dims need at least %d validation "
+                    "images, the validation set has %d: logged as NaN (not computed); add "
+                    "images or raise data.val_fraction", MIN_UNIT_IMAGES, len(self._images),
+                )
         images = self._images.to(pl_module.device)
         batch = getattr(trainer.datamodule, "batch_size", 64)
         stats = unit_activity(pl_module.autoencoder, images, batch, self.threshold)

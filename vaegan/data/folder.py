@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import hashlib
+import os
 import warnings
+from concurrent.futures import ThreadPoolExecutor
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
@@ -17,6 +19,7 @@ from vaegan.data.errors import DataError
 
 IMAGE_EXTENSIONS: tuple[str, ...] = (".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff")
 BAD_IMAGE_POLICIES = ("raise", "skip")
+MIN_VAL_IMAGES = 8  # the validation split's floor (see split_files)
 
 
 def image_transform(image_size: int, augment: bool) -> Callable[[Image.Image], Tensor]:
@@ -59,21 +62,97 @@ def load_rgb(path: Path) -> Image.Image:
         return to_rgb(image)
 
 
+def _walk_files(root: Path) -> list[Path]:
+    """Every file below ``root``, following directory symlinks (each real dir once, so a link
+    back up the tree does not loop)."""
+    files, seen = [], set()
+    for dirpath, dirnames, filenames in os.walk(root, followlinks=True):
+        real = os.path.realpath(dirpath)
+        if real in seen:
+            dirnames[:] = []
+            continue
+        seen.add(real)
+        dirnames.sort()
+        files += [Path(dirpath) / name for name in filenames]
+    return sorted(p for p in files if p.is_file())
+
+
+def is_metadata_file(path: Path) -> bool:
+    """macOS AppleDouble ``._name.png`` files (resource forks copied to other file systems):
+    never images, whatever their extension."""
+    return path.name.startswith("._")
+
+
 def find_images(root: str | Path) -> list[Path]:
-    """All files below root with a supported extension, sorted; DataError if there are none."""
+    """All files below root with a supported extension, sorted; DataError if there are none.
+
+    Directory symlinks are followed; macOS ``._*`` metadata files are left out.
+    """
     root = Path(root).expanduser()
     if not root.exists():
         raise DataError(f"image folder {root} does not exist; set data.root to a folder of images")
     if not root.is_dir():
         raise DataError(f"data.root={root} is a file, not a folder; point it to a folder of images")
-    files = sorted(p for p in root.rglob("*") if p.is_file())
-    images = [p for p in files if p.suffix.lower() in IMAGE_EXTENSIONS]
+    files = _walk_files(root)
+    images = [
+        p for p in files if p.suffix.lower() in IMAGE_EXTENSIONS and not is_metadata_file(p)
+    ]
     if not images:
         raise DataError(
-            f"no images in {root} ({len(files)} other files; looked recursively for "
-            f"{' '.join(IMAGE_EXTENSIONS)}); add images or point data.root elsewhere"
+            f"no images in {root} ({len(files)} other files; looked recursively, following "
+            f"directory symlinks, for {' '.join(IMAGE_EXTENSIONS)}); add images or point "
+            "data.root elsewhere"
         )
     return images
+
+
+# The end of a complete file, for the formats whose end is cheap to check (a truncated
+# download or copy loses it); the header says nothing about a missing tail.
+_TRAILERS = {
+    ".jpg": (b"\xff\xd9",), ".jpeg": (b"\xff\xd9",),
+    ".png": (b"IEND\xaeB`\x82",),
+}
+
+
+def check_image_file(path: Path) -> str | None:
+    """Why ``path`` cannot be trained on (header, size, truncated tail), or None.
+
+    Reads the header and the last bytes only: fast enough to run over a whole folder before
+    training, so a bad file is reported then, not by a DataLoader worker mid-epoch.
+    """
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            with Image.open(path) as image:
+                width, height = image.size
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning):
+        return (f"decompression bomb: more than {Image.MAX_IMAGE_PIXELS} pixels "
+                "(PIL.Image.MAX_IMAGE_PIXELS)")
+    except (OSError, ValueError, SyntaxError) as err:
+        return str(err).splitlines()[0] if str(err) else type(err).__name__
+    if width < 1 or height < 1:
+        return f"empty image ({width}x{height})"
+    trailers = _TRAILERS.get(path.suffix.lower())
+    if trailers:
+        with open(path, "rb") as f:
+            f.seek(max(0, path.stat().st_size - 64))
+            tail = f.read().rstrip(b"\x00")  # some writers pad with zeros
+        if not any(tail.endswith(t) for t in trailers):
+            return "truncated: the file ends before its image data does"
+    return None
+
+
+def check_images(files: Sequence[Path], workers: int = 16) -> list[tuple[Path, str]]:
+    """(file, reason) for every bad file, checked in parallel threads (I/O bound)."""
+    with ThreadPoolExecutor(max_workers=max(1, min(workers, len(files)))) as pool:
+        reasons = list(pool.map(check_image_file, files))
+    return [(f, why) for f, why in zip(files, reasons, strict=True) if why is not None]
+
+
+def bad_files_message(bad: Sequence[tuple[Path, str]], shown: int = 10) -> str:
+    listed = "; ".join(f"{path} ({why})" for path, why in bad[:shown])
+    more = f"; and {len(bad) - shown} more" if len(bad) > shown else ""
+    return f"{len(bad)} unreadable images: {listed}{more}"
 
 
 def split_files(
@@ -82,7 +161,8 @@ def split_files(
     """Deterministic train/val split by file.
 
     Files are ordered by a seeded hash of their path relative to root, and the first
-    ones go to validation. Adding or removing files therefore moves at most a few others
+    ones go to validation: ``val_fraction`` of them, at least ``MIN_VAL_IMAGES`` (a quarter
+    of a folder smaller than 32). Adding or removing files therefore moves at most a few others
     across the split, so runs on a growing folder stay comparable.
     """
     if not 0 < val_fraction < 1:
@@ -94,7 +174,10 @@ def split_files(
         return hashlib.sha1(f"{seed}:{path.relative_to(root).as_posix()}".encode()).hexdigest()
 
     ordered = sorted(files, key=key)
-    n_val = min(len(files) - 1, max(1, round(len(files) * val_fraction)))
+    # at least MIN_VAL_IMAGES (or a quarter of a small folder): one image gives validation
+    # statistics such as active units nothing to vary over
+    floor = max(1, min(MIN_VAL_IMAGES, len(files) // 4))
+    n_val = min(len(files) - 1, max(floor, round(len(files) * val_fraction)))
     return sorted(ordered[n_val:]), sorted(ordered[:n_val])
 
 
@@ -157,11 +240,30 @@ def folder_splits(
     val_fraction: float = 0.05,
     on_bad_image: str = "raise",
     seed: int = 0,
+    check_files: bool = True,
 ) -> tuple[ImageFolder, ImageFolder]:
-    """Train and validation sets from every image below root (see `split_files`)."""
+    """Train and validation sets from every image below root (see `split_files`).
+
+    ``check_files``: every file's header, size and tail are checked once, before training
+    (``check_images``); with ``on_bad_image=raise`` all bad files are named in one error,
+    with ``skip`` they are left out of both splits and counted as skipped.
+    """
+    if on_bad_image not in BAD_IMAGE_POLICIES:
+        raise ValueError(
+            f"data.on_bad_image={on_bad_image} must say what to do with an unreadable image; "
+            f"allowed: {', '.join(BAD_IMAGE_POLICIES)}"
+        )
     root = Path(root).expanduser()
-    train_files, val_files = split_files(find_images(root), root, val_fraction, seed)
-    return (
-        ImageFolder(train_files, image_size, augment=augment, on_bad_image=on_bad_image),
-        ImageFolder(val_files, image_size, augment=False, on_bad_image=on_bad_image),
-    )
+    files = find_images(root)
+    bad = check_images(files) if check_files else []
+    if bad and on_bad_image == "raise":
+        raise DataError(
+            f"{bad_files_message(bad)}; fix or delete them, or set data.on_bad_image=skip"
+        )
+    if bad:
+        warnings.warn(f"skipping {bad_files_message(bad)}", stacklevel=2)
+        files = [f for f in files if f not in {path for path, _ in bad}]
+    train_files, val_files = split_files(files, root, val_fraction, seed)
+    train = ImageFolder(train_files, image_size, augment=augment, on_bad_image=on_bad_image)
+    train.skipped_files.update(path for path, _ in bad)  # counted at the end of the run
+    return train, ImageFolder(val_files, image_size, augment=False, on_bad_image=on_bad_image)

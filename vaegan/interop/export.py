@@ -18,7 +18,7 @@ from typing import Any
 import torch
 
 from vaegan.interop import keys as K
-from vaegan.interop.sources import WEIGHTS, SourceError, load_autoencoder
+from vaegan.interop.sources import WEIGHTS, SourceError, build, read_source
 from vaegan.models.autoencoder import AutoencoderKL, num_groups
 
 LDM_SCALING_FACTOR = 0.18215
@@ -134,7 +134,9 @@ def main(argv: list[str] | None = None) -> int:
     try:
         if fmt not in ("diffusers", "ldm"):
             raise SourceError(f"--to {fmt}: unknown format; use diffusers or ldm")
-        model = load_autoencoder(args.source, args.weights)
+        source = read_source(args.source, args.weights)
+        model = build(source).eval()
+        print(f"read {source.path} ({', '.join([source.kind, *source.notes])})")
         if fmt == "ldm":
             print(f"wrote {export_ldm(model, out)}")
             return 0
@@ -148,7 +150,8 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     import diffusers
 
-    loaded = diffusers.AutoencoderKL.from_pretrained(out, local_files_only=True)
+    loaded = diffusers.AutoencoderKL.from_pretrained(out, local_files_only=True,
+                                                     low_cpu_mem_usage=False)
     diffs = max_differences(model, loaded)
     print(f"wrote {out} (diffusers AutoencoderKL); reloaded it: max |vaegan - diffusers| "
           f"encode mean {diffs['encode_mean']:.2e}, decode {diffs['decode']:.2e}")

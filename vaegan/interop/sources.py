@@ -151,8 +151,12 @@ def _diffusers_dir(path: Path) -> Path | None:
 
 
 def _read_diffusers(path: Path) -> Source:
-    config = json.loads((path / "config.json").read_text())
-    cls = config.get("_class_name")
+    try:
+        config = json.loads((path / "config.json").read_text())
+    except (OSError, ValueError) as err:
+        raise SourceError(f"{path}/config.json is not readable JSON ({_first_line(err)})") \
+            from None
+    cls = config.get("_class_name") if isinstance(config, dict) else None
     if cls != "AutoencoderKL":
         raise SourceError(f"{path} is a diffusers {cls or 'model'}, not an AutoencoderKL")
     _check_diffusers_config(config, path)

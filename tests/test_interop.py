@@ -172,3 +172,19 @@ def test_bench_peer_ratio_times_the_same_network_in_both_libraries() -> None:
     model = AutoencoderKL(ch=32, ch_mult=(1, 2), use_mid_attn=True)
     ratio = peer_ratio(model, torch.rand(2, 3, 32, 32) * 2 - 1, warmup=1, steps=1, repeats=2)
     assert 0 < ratio.low <= ratio.ratio <= ratio.high and ratio.a > 0 and ratio.b > 0
+
+
+def test_console_script_is_installed_and_says_one_line(tmp_path: Path) -> None:
+    import subprocess
+    import sys
+
+    script = Path(sys.executable).parent / "vaegan-export"
+    assert script.exists(), "console script not installed: make install (pip install -e .)"
+    proc = subprocess.run([str(script), str(tmp_path / "nope"), "--to", "ldm",
+                           str(tmp_path / "x.ckpt")], capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 2
+    assert proc.stderr.strip().splitlines() == [
+        f"error: {tmp_path / 'nope'} does not exist; expected a vaegan run dir or checkpoint, a "
+        "diffusers model dir (config.json + diffusion_pytorch_model.safetensors), an LDM/Stable "
+        "Diffusion .ckpt, or a .safetensors file"
+    ]

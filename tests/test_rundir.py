@@ -156,3 +156,23 @@ def test_resume_with_changed_training_keys_warns_and_keeps_the_config_history(
     (history,) = (tmp_path / ".hydra" / "history").iterdir()
     assert OmegaConf.load(history / "config.yaml").beta == 1e-4
     assert OmegaConf.load(tmp_path / ".hydra" / "config.yaml").beta == 1e-3
+
+
+def test_lock_is_reentrant_nested_dirs_lock_apart_and_child_ranks_are_let_through(
+    tmp_path, monkeypatch
+):
+    """What a gan_control job (RUN_DIR, then RUN_DIR/control, same process) and DDP child
+    ranks (rank 0's dir, rank 0's decision) need from the guards."""
+    from vaegan.rundir import LOCK_FILE, claim_run_dir, run_dir_lock
+
+    (tmp_path / "csv").mkdir()
+    (tmp_path / "csv" / "metrics.csv").write_text("step\n0\n")  # a run is here
+    with run_dir_lock(tmp_path), run_dir_lock(tmp_path), run_dir_lock(tmp_path / "control"):
+        assert json.loads((tmp_path / LOCK_FILE).read_text())["pid"] > 0
+    assert (tmp_path / LOCK_FILE).read_text() == ""  # released cleanly: no stale-lock note
+    with pytest.raises(Exception, match="already holds a run's metrics"):
+        claim_run_dir(tmp_path, None, 4)
+    monkeypatch.setenv("LOCAL_RANK", "1")
+    assert claim_run_dir(tmp_path, None, 4) == (tmp_path, None, False)
+    with run_dir_lock(tmp_path / "child"):
+        assert not (tmp_path / "child").exists()  # rank 1 neither locks nor creates

@@ -289,6 +289,8 @@ def claim_run_dir(
     """
     run_dir = Path(run_dir)
     ckpt = resolve_ckpt_path(ckpt_path, run_dir)
+    if is_child_rank():  # rank 0 decided already, and its outputs are appearing in the dir
+        return run_dir, ckpt, False
     if finished_check:
         try:
             check_not_finished(ckpt, int(steps))

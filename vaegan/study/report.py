@@ -110,7 +110,8 @@ def question_section(study: Study, results: Sequence[ClaimResult]) -> list[str]:
             if res is None or len(res.tests) <= i:
                 continue
             t, r = res.tests[i]
-            rows.append([regime, f"{cid}: {what}", test_numbers(r), rule_text(t), r.verdict])
+            why = f" ({r.missing})" if r.verdict == INCONCLUSIVE and r.values else ""
+            rows.append([regime, f"{cid}: {what}", test_numbers(r), rule_text(t), r.verdict + why])
     if not rows:
         return []
     return ["## The question: is the plateau the GAN's doing?", "",
@@ -193,6 +194,11 @@ def runs_table(results: Sequence[JobResult]) -> str:
 def caveats(study: Study, claims: Sequence[ClaimResult]) -> list[str]:
     lines = ["## What this scale can and cannot show", "",
              *[f"- {line}" for line in study.raw["scale"].get("caveats", [])]]
+    settings = next(iter(study.arms.values())).settings if study.arms else {}
+    if settings.get("loss.objective.perceptual.pretrained") is False:
+        lines.append(f"- The perceptual loss ran on a randomly initialised"
+                     f" {settings.get('loss.objective.perceptual.net')} backbone (its ImageNet"
+                     " weights were not on disk): a random-feature distance, not LPIPS.")
     for res in claims:
         for t, r in res.tests:
             for g in r.gates:

@@ -15,6 +15,7 @@ import multiprocessing
 import shutil
 import time
 import traceback
+import warnings
 from collections.abc import Callable, Sequence
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import dataclass
@@ -90,6 +91,9 @@ def quiet_lightning() -> None:
     """One line per run from the study instead of Lightning's banners for every run."""
     for name in ("lightning", "lightning.pytorch", "lightning.fabric"):
         logging.getLogger(name).setLevel(logging.ERROR)
+    for message in (".*module\\(s\\) in eval mode.*", ".*isinstance\\(treespec, LeafSpec\\).*",
+                    ".*dirpath has changed.*"):  # the same harmless notice for every run
+        warnings.filterwarnings("ignore", message=message)
 
 
 def attempt(job: Job, train: Callable[[Job], None] = train_job) -> JobResult:

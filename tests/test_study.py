@@ -477,6 +477,9 @@ def test_full_scale_dry_run_prints_plan_estimate_and_what_is_missing(tmp_path, c
     assert "plan: 39 runs" in out and "estimate:" in out and "LPIPS: vgg" in out
     assert "MISSING data" in out
     assert not (tmp_path / "runs").exists()  # trained nothing
+    assert main(["scale=tiny", "dry_run=true", "stub=true", f"out_dir={tmp_path}/out"]) == 0
+    stub = (tmp_path / "out" / "REPORT.md").read_text()
+    assert "NOT YET RUN" in stub and "## Regimes" in stub and "### W1:" in stub
 
 
 def test_tiny_study_end_to_end(tmp_path):
@@ -488,6 +491,9 @@ def test_tiny_study_end_to_end(tmp_path):
     results = json.loads((tmp_path / "out" / "results.json").read_text())
     assert report.split("\n## ")[1].startswith("Regimes")  # opens with the regime table
     assert "| `ldm/base` | 1e-06, constant" in report and "paired no-GAN branch" in report
+    assert "`conf/study/study.yaml` at commit `" in report
+    assert "code that trained the runs" in report
+    assert "1-min load average" in report and "started 20" in report
     for cid in ("C1", "G2", "W1"):
         assert results[cid]["ldm"]["verdict"] in VERDICTS, cid
         assert f"### {cid} in the ldm regime" in report

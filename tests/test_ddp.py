@@ -132,3 +132,19 @@ def test_child_command_reruns_this_job_as_a_single_run(tmp_path):
     assert values["hydra.run.dir"] == run_dir  # quoted so that Hydra reads it back verbatim
     assert values["hydra.output_subdir"] is None  # the parent alone writes .hydra/
     assert values["hydra.job.name"] == "train_ddp_process_1"
+
+
+def test_ddp_gan_control_trains_each_branch_on_both_ranks(tmp_path):
+    run_dir = tmp_path / "run"
+    vaegan_train(tmp_path, *DDP, "steps=5", "gan_control=true", f"hydra.run.dir={run_dir}")
+    digests = {}
+    for branch in (run_dir, run_dir / "control"):
+        ranks = [p.read_text().split() for p in sorted(branch.glob("weights_rank*"))]
+        assert len(ranks) == 2 and ranks[0][:2] == ranks[1][:2], ranks  # identical ranks
+        assert ranks[0][0] == "5"
+        assert (branch / "train_ddp_process_1.log").is_file()  # rank 1 trained *this* branch
+        digests[branch.name] = ranks[0][1]
+    assert digests["run"] != digests["control"]  # the GAN made a difference
+    rows = read_metrics(run_dir / "control")
+    assert sorted(int(float(r["gen_step"])) for r in rows if r.get("train/loss")) == [2, 3, 4]
+    assert not column(rows, "train/d_loss")

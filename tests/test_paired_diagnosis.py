@@ -12,8 +12,14 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from tests.test_analysis import GS, T, VAL_T, const, make_run, noisy
-from vaegan.analysis import compare_runs, diagnose, load_run, write_report
+from tests.test_analysis import GS, VAL_T, T, const, make_run, noisy
+from vaegan.analysis import (
+    DiagnosisThresholds,
+    compare_runs,
+    diagnose,
+    load_run,
+    write_report,
+)
 from vaegan.analysis.cli import diagnose_main
 from vaegan.analysis.diagnose import FLAG_GAN_HEAVY
 from vaegan.analysis.paired import (
@@ -85,8 +91,6 @@ def test_too_few_points_after_the_fork_is_inconclusive_with_its_gate(tmp_path):
     run = load_run(pair(tmp_path, FLAT, RISE))
     effect = diagnose(run, None).gan_effect
     assert effect is not None and effect.verdict == GAN_FLATTENED
-    from vaegan.analysis import DiagnosisThresholds
-
     strict = DiagnosisThresholds.from_overrides({"min_window_points": 10_000})
     effect = diagnose(run, strict).gan_effect
     assert effect is not None and effect.verdict == PAIR_INCONCLUSIVE

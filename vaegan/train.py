@@ -21,6 +21,7 @@ from omegaconf import DictConfig, OmegaConf, open_dict
 from vaegan.callbacks.requeue import exit_if_stopped, stopped_by
 from vaegan.checkpoint_io import AtomicCheckpointIO, check_resumable
 from vaegan.config import faults_config, perceptual_min_size, schedules, validate
+from vaegan.control import ForkCheckpoint, fork_path, run_pair
 from vaegan.data_health import skipped_images
 from vaegan.errors import config_errors, one_line_errors
 from vaegan.logging.resumable_csv import ResumableCSVLogger
@@ -69,12 +70,16 @@ def build_loggers(cfg: DictConfig, run_dir: Path) -> list[Logger]:
     return loggers
 
 
-def build_callbacks(cfg: DictConfig) -> list[L.Callback]:
-    return [
+def build_callbacks(cfg: DictConfig, run_dir: Path) -> list[L.Callback]:
+    """The `callbacks` group, plus the fork checkpoint of a ``gan_control`` GAN branch."""
+    callbacks = [
         instantiate(conf, _convert_="all")
         for conf in (cfg.get("callbacks") or {}).values()
         if conf is not None and "_target_" in conf
     ]
+    if cfg.get("gan_control"):
+        callbacks.append(ForkCheckpoint(fork_path(run_dir), int(cfg.gan_start)))
+    return callbacks
 
 
 def build_trainer(cfg: DictConfig, run_dir: Path) -> L.Trainer:
@@ -83,7 +88,7 @@ def build_trainer(cfg: DictConfig, run_dir: Path) -> L.Trainer:
         cfg.trainer,
         default_root_dir=str(run_dir),
         logger=build_loggers(cfg, run_dir),
-        callbacks=build_callbacks(cfg),
+        callbacks=build_callbacks(cfg, run_dir),
         # checkpoints written atomically (temp file, fsync, rename) and loaded weights_only
         plugins=[*(p for p in plugins if p is not None), AtomicCheckpointIO()],
         _convert_="all",
@@ -104,19 +109,26 @@ def write_run_info(cfg: DictConfig, run_dir: Path) -> None:
         "rec_reduction": str(cfg.loss.objective.rec_reduction),
         "overrides": redact_overrides(overrides),
     }
+    if cfg.get("branch"):  # one branch of a gan_control pair (vaegan/control.py)
+        info["branch"] = str(cfg.branch)
+        info["fork_step"] = int(cfg.gan_start)
     (run_dir / "run_info.json").write_text(json.dumps(info, indent=2))
 
 
 def run(cfg: DictConfig, run_dir: Path | None = None) -> dict[str, Any]:
-    """Train one run; returns the final callback metrics (floats) and the run dir."""
+    """Train one run (with ``gan_control``: the pair); returns the final callback metrics
+    (floats), the generator steps done and the run dir (plus ``control``: the same for the
+    no-GAN branch)."""
     validate(cfg)
     run_dir = Path(run_dir or cfg.paths.output_dir)
-    with run_dir_lock(run_dir):  # one run per dir, held for the whole job
+    with run_dir_lock(run_dir):  # one run per dir, held for the whole job (both branches)
+        if cfg.get("gan_control") and cfg.get("branch") is None:
+            return run_pair(cfg, run_dir, fit_run)
         return fit_run(cfg, run_dir)
 
 
 def fit_run(cfg: DictConfig, run_dir: Path) -> dict[str, Any]:
-    """Train one plain run in ``run_dir``."""
+    """Train one plain run (or one branch of a pair) in ``run_dir``."""
     ensure_writable(run_dir)
     run_dir, ckpt_path, finished = claim(cfg, run_dir)  # finished? another run's dir?
     if finished:  # steps reached: nothing to train, nothing touched
@@ -147,6 +159,8 @@ def diagnose_run(run_dir: Path) -> None:
     diagnosis = write_report(run_dir)
     print(f"KL diagnosis: {diagnosis.verdict}" + (f" ({', '.join(diagnosis.flags)})"
                                                    if diagnosis.flags else ""))
+    if diagnosis.gan_headline:
+        print(diagnosis.gan_headline)
     print(f"  report: {run_dir / 'diagnosis.md'}")
     print(f"  plots:  {run_dir / 'plots'}")
 
@@ -191,6 +205,9 @@ def main(cfg: DictConfig) -> float | None:
     print(f"  metrics:    {run_dir / 'csv' / 'metrics.csv'}")
     print(f"  checkpoint: {run_dir / 'checkpoints' / 'last.ckpt'}")
     print(f"  images:     {run_dir / 'images'}")
+    if "control" in result:
+        control = result["control"]["run_dir"]
+        print(f"  no-GAN control (forked at gan_start={cfg.gan_start}): {control}")
     if cfg.get("diagnose", True) and L.fabric.utilities.rank_zero.rank_zero_only.rank == 0:
         diagnose_run(run_dir)
     # The objective a sweeper (Optuna) minimises: final validation reconstruction error.

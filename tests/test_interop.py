@@ -157,12 +157,27 @@ def test_diffusers_to_vaegan_training_to_diffusers_and_ldm(sd_vae, tiny_run, tmp
     _same(load_autoencoder(tmp_path / "vae.ckpt"), trained)
 
 
-def test_pretrained_refuses_an_architecture_override(sd_vae, tiny_run) -> None:
+@pytest.mark.parametrize("case", ["architecture-override", "no-source", "missing-source",
+                                  "image-size"])
+def test_pretrained_config_mistakes_are_one_line_before_training(sd_vae, tiny_run, tmp_path,
+                                                                  case) -> None:
     from vaegan.config import ConfigError
 
     _, path = sd_vae
-    with pytest.raises(ConfigError, match="model.ch=8, but model.source has ch=32"):
-        tiny_run("model=pretrained", f"model.source={path}", "steps=1")
+    overrides, match = {
+        "architecture-override": ([f"model.source={path}"],
+                                  "model.ch=8, but model.source has ch=32: .* drop the override"),
+        "no-source": ([*FROM_SOURCE], "model=pretrained needs model.source=PATH"),
+        "missing-source": ([f"model.source={tmp_path / 'gone'}", *FROM_SOURCE],
+                           "model.source: .*gone does not exist"),
+        "image-size": ([f"model.source={tmp_path / 'f16.ckpt'}", *FROM_SOURCE,
+                        "data.image_size=40"],
+                       "data.image_size=40 is not divisible by the downsampling factor 16"),
+    }[case]
+    export_ldm(AutoencoderKL(ch=32, ch_mult=(1, 1, 1, 1, 1)), tmp_path / "f16.ckpt")
+    with pytest.raises(ConfigError, match=match) as err:
+        tiny_run("model=pretrained", *overrides, "steps=1")
+    assert "\n" not in str(err.value)
 
 
 def test_bench_peer_ratio_times_the_same_network_in_both_libraries() -> None:

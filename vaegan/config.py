@@ -257,13 +257,14 @@ def validate(cfg: DictConfig) -> None:
     model = cfg.model
     mode = model.get("activation_checkpointing", "none")
     _require(mode in ACTIVATION_CHECKPOINTING, activation_checkpointing_error(mode))
-    if "source" not in model:  # model=pretrained reads its architecture from the source
+    if "source" not in model.keys():  # model=pretrained reads its architecture from the source
         _check_architecture(model, cfg.data.image_size)
-    _require(
-        not OmegaConf.is_missing(model, "source") if "source" in model else True,
-        "model=pretrained needs model.source=PATH (a vaegan run dir or checkpoint, a diffusers "
-        "model dir, an LDM/SD .ckpt or a .safetensors file)",
-    )
+    else:  # (`in model` is False for a missing `???` value; keys() lists it)
+        _require(
+            not OmegaConf.is_missing(model, "source"),
+            "model=pretrained needs model.source=PATH (a vaegan run dir or checkpoint, a "
+            "diffusers model dir, an LDM/SD .ckpt or a .safetensors file)",
+        )
     for key in ("perceptual_weight", "disc_weight", "free_bits", "adaptive_max"):
         if key in cfg.loss.objective:
             value = _number(cfg, f"loss.objective.{key}")

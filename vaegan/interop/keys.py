@@ -49,8 +49,12 @@ def _inner(kind: str, rest: str) -> str:
 
 
 def vaegan_to_ldm_names(keys: Iterable[str]) -> dict[str, str]:
-    """vaegan key -> LDM key (``...attn.0.qkv.weight`` maps to ``...attn.0.qkv.weight``, which
-    ``to_ldm`` splits into q, k, v). Keys are those of ``AutoencoderKL.state_dict()``."""
+    """vaegan key -> LDM key, from the keys alone (``AutoencoderKL.state_dict()``'s).
+
+    vaegan's encoder/decoder are flat Sequentials (``encoder.down.7.block1.0.weight``); walking
+    them in order recovers LDM's level and block indices (``encoder.down.1.block.0.norm1``).
+    A fused ``qkv`` keeps its name here; ``to_ldm`` splits it into LDM's ``q``, ``k``, ``v``.
+    """
     keys = list(keys)
     names: dict[str, str] = {}
     grouped: dict[tuple[str, int], list[str]] = {}
@@ -73,7 +77,8 @@ def vaegan_to_ldm_names(keys: Iterable[str]) -> dict[str, str]:
     for seq, step in (("encoder.down", 1), ("decoder.up", -1)):
         indices = sorted(i for s, i in grouped if s == seq)
         level, block = (0 if step == 1 else levels - 1), -1
-        where = "down" if step == 1 else "up"
+        part, where = seq.split(".")
+        sample = "downsample" if step == 1 else "upsample"
         for index in indices:
             rests = grouped[(seq, index)]
             kind = _kind(rests[0])
@@ -82,13 +87,11 @@ def vaegan_to_ldm_names(keys: Iterable[str]) -> dict[str, str]:
                 if kind == "conv":
                     names[key] = f"encoder.conv_in.{rest}"
                 elif kind == "resnet":
-                    names[key] = f"{seq.split('.')[0]}.{where}.{level}.block.{block + 1}." \
-                                 f"{_inner(kind, rest)}"
+                    names[key] = f"{part}.{where}.{level}.block.{block + 1}.{_inner(kind, rest)}"
                 elif kind == "attn":
-                    names[key] = f"{seq.split('.')[0]}.{where}.{level}.attn.{block}.{rest}"
+                    names[key] = f"{part}.{where}.{level}.attn.{block}.{rest}"
                 else:
-                    sample = "downsample" if step == 1 else "upsample"
-                    names[key] = f"{seq.split('.')[0]}.{where}.{level}.{sample}.{rest}"
+                    names[key] = f"{part}.{where}.{level}.{sample}.{rest}"
             if kind == "resnet":
                 block += 1
             elif kind == "resample":

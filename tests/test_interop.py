@@ -101,7 +101,7 @@ def _pickle_with_code(path: Path, marker: Path) -> None:
 
 
 @pytest.mark.parametrize("case", ["missing", "text", "code", "empty-dir", "other-weights",
-                                  "other-diffusers-class", "no-ema"])
+                                  "other-diffusers-class", "no-ema", "fake-safetensors"])
 def test_anything_else_is_one_line(tmp_path: Path, case: str) -> None:
     path, marker, match = tmp_path / "x.ckpt", tmp_path / "pwned", None
     if case == "text":
@@ -110,6 +110,10 @@ def test_anything_else_is_one_line(tmp_path: Path, case: str) -> None:
     elif case == "code":
         _pickle_with_code(path, marker)
         match = "refused"
+    elif case == "fake-safetensors":
+        path = tmp_path / "vae.safetensors"
+        path.write_text("not really")
+        match = "not a readable .safetensors file"
     elif case == "empty-dir":
         path = tmp_path
         match = "not a model dir"

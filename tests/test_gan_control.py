@@ -128,3 +128,19 @@ def test_multirun_gives_each_job_its_control(tmp_path):
         assert len(betas) == 1 and betas.pop() == pytest.approx(beta)  # logged as float32
         assert sorted(column(read_metrics(control), "train/loss")) == [2, 3]
     assert "2 jobs, 0 failed" in (sweep / "summary.md").read_text()  # controls are not jobs
+
+
+def test_wandb_gets_the_pair_as_two_runs_of_one_group(tmp_path):
+    from tests.test_wandb import offline_run
+    from vaegan.logging.wandb import finish_wandb
+
+    run_dir = tmp_path / "pair"
+    try:
+        train_tiny(run_dir, "steps=4", "gan_start=2", "gan_control=true", "logger=wandb",
+                   "loss.objective.perceptual_weight=0", "~callbacks.images")
+    finally:
+        finish_wandb()
+    gan, control = offline_run(run_dir), offline_run(run_dir / "control")
+    assert gan["run"].group == control["run"].group == f"quickstart-{run_dir.name}"
+    assert control["run"].display_name == gan["run"].display_name + " [no-GAN control]"
+    assert "train/kl" in control["history"] and gan["run"].run_id != control["run"].run_id

@@ -33,6 +33,7 @@ from omegaconf import DictConfig, OmegaConf, open_dict
 from vaegan.analysis.runs import CONTROL_DIR
 from vaegan.checkpoint_io import checkpoint_gen_step
 from vaegan.config import ConfigError
+from vaegan.logging.wandb import finish_wandb
 from vaegan.redact import redact_config
 from vaegan.slurm import resolve_ckpt_path
 from vaegan.sweep import RUN_INFO, mark_run
@@ -158,6 +159,7 @@ def run_pair(
         result = fit(gan_cfg, run_dir)
         if result["gen_step"] < steps:  # stopped (signal): the control must wait
             return result
+        finish_wandb()  # the control is a wandb run of its own
     fork = fork_path(run_dir)
     if not fork.is_file():
         raise ConfigError(

@@ -173,6 +173,6 @@ def test_lock_is_reentrant_nested_dirs_lock_apart_and_child_ranks_are_let_throug
     with pytest.raises(Exception, match="already holds a run's metrics"):
         claim_run_dir(tmp_path, None, 4)
     monkeypatch.setenv("LOCAL_RANK", "1")
-    assert claim_run_dir(tmp_path, None, 4) == (tmp_path, None, False)
+    assert claim_run_dir(tmp_path, None, 4) == (tmp_path, None, False, False)
     with run_dir_lock(tmp_path / "child"):
         assert not (tmp_path / "child").exists()  # rank 1 neither locks nor creates

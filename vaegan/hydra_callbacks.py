@@ -24,6 +24,7 @@ from vaegan.rundir import (
     archive_hydra_config,
     changed_keys,
     claim_run_dir,
+    clear_run,
     ensure_writable,
     is_child_rank,
     run_dir_lock,
@@ -70,7 +71,7 @@ class GuardRunDir(Callback):
             return
         run_dir = Path(config.hydra.run.dir)
         try:
-            new_dir, ckpt, finished = claim_run_dir(
+            new_dir, ckpt, finished, overwrite = claim_run_dir(
                 run_dir, config.get("ckpt_path"), int(config.steps),
                 config.get("on_existing_run", "refuse"),
                 finished_check=not config.get("gan_control", False),
@@ -83,6 +84,8 @@ class GuardRunDir(Callback):
                     config.hydra.run.dir = str(new_dir)
             self._lock = run_dir_lock(new_dir)
             self._lock.__enter__()
+            if overwrite:  # only once the lock says no other run is in there
+                clear_run(new_dir)
         except CheckpointError:
             return  # run() reports an unusable checkpoint (one line, before training)
         except (ConfigError, RunDirError) as err:

@@ -123,6 +123,32 @@ def _holder(text: str) -> str:
         return "an unknown process"
 
 
+def _in_use(run_dir: Path, holder: str) -> RunDirError:
+    return RunDirError(
+        f"the run dir {run_dir} is in use by another run ({holder}); one run per dir: "
+        "wait for it, stop it, or pick another dir with hydra.run.dir=..."
+    )
+
+
+def check_not_in_use(run_dir: Path) -> None:
+    """RunDirError naming the holder when another process holds ``run_dir``'s lock (a peek:
+    takes nothing, creates nothing)."""
+    run_dir = Path(run_dir).resolve()
+    path = run_dir / LOCK_FILE
+    if run_dir in _held or not path.is_file():
+        return
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+        fcntl.flock(fd, fcntl.LOCK_UN)
+    except BlockingIOError:
+        raise _in_use(run_dir, _holder(os.pread(fd, 4096, 0).decode(errors="replace"))) from None
+    except OSError:
+        pass  # no locks on this file system: run_dir_lock warns
+    finally:
+        os.close(fd)
+
+
 @contextmanager
 def run_dir_lock(run_dir: Path) -> Iterator[None]:
     """Hold RUN_DIR/.vaegan.lock (``flock``; pid, host, start time inside) while training.
@@ -156,10 +182,7 @@ def run_dir_lock(run_dir: Path) -> Iterator[None]:
     except BlockingIOError:
         holder = _holder(os.pread(fd, 4096, 0).decode(errors="replace"))
         os.close(fd)
-        raise RunDirError(
-            f"the run dir {run_dir} is in use by another run ({holder}); one run per dir: "
-            "wait for it, stop it, or pick another dir with hydra.run.dir=..."
-        ) from None
+        raise _in_use(run_dir, holder) from None
     except OSError as err:  # a file system without locks (some network mounts)
         warn(f"cannot lock the run dir {run_dir} ({_reason(err)}): make sure no other run "
              "uses it")
@@ -243,11 +266,12 @@ def clear_run(run_dir: Path) -> None:
 
 def resolve_existing(
     run_dir: Path, ckpt_path: str | None, on_existing: str = "refuse"
-) -> Path:
-    """The dir a run with ``ckpt_path`` may write: ``run_dir``, or a sibling, or a cleared one.
+) -> tuple[Path, bool]:
+    """(the dir a run with ``ckpt_path`` may write, whether its old results must go first).
 
     A run dir that holds a run is only reused by the resume of that run (``ckpt_path=last`` or
     its own ``checkpoints/last.ckpt``); anything else would append a second history to it.
+    Nothing is deleted here: the caller clears the dir (``clear_run``) once it holds the lock.
     """
     if on_existing not in ON_EXISTING:
         raise ConfigError(
@@ -256,18 +280,17 @@ def resolve_existing(
         )
     own = (run_dir / "checkpoints" / "last.ckpt").resolve()
     if ckpt_path is not None and Path(ckpt_path).expanduser().resolve() == own:
-        return run_dir
+        return run_dir, False
     found = previous_run(run_dir)
     if found is None:
-        return run_dir
+        return run_dir, False
     if on_existing == "sibling":
         new = sibling_dir(run_dir)
         warn(f"run dir {run_dir} holds {found}: this run goes to {new} (on_existing_run=sibling)")
-        return new
+        return new, False
     if on_existing == "overwrite":
-        warn(f"run dir {run_dir} held {found}: deleted (on_existing_run=overwrite)")
-        clear_run(run_dir)
-        return run_dir
+        warn(f"run dir {run_dir} holds {found}: deleting it (on_existing_run=overwrite)")
+        return run_dir, True
     raise RunDirError(
         f"the run dir {run_dir} already holds {found}; a new run there would mix two histories. "
         "Resume it with ckpt_path=last, or set on_existing_run=sibling (a new dir "
@@ -279,8 +302,9 @@ def resolve_existing(
 def claim_run_dir(
     run_dir: Path, ckpt_path: str | None, steps: int, on_existing: str = "refuse",
     finished_check: bool = True,
-) -> tuple[Path, str | None, bool]:
-    """(the dir to train in, the resolved ``ckpt_path``, whether there is nothing to train).
+) -> tuple[Path, str | None, bool, bool]:
+    """(the dir to train in, the resolved ``ckpt_path``, whether there is nothing to train,
+    whether the dir's old results must be deleted first: ``clear_run`` under the lock).
 
     ``ckpt_path=last`` is resolved here; a finished checkpoint (``steps`` reached) means "say
     so, touch nothing", ``steps`` below it is a ConfigError, and a dir holding another run is
@@ -290,14 +314,16 @@ def claim_run_dir(
     run_dir = Path(run_dir)
     ckpt = resolve_ckpt_path(ckpt_path, run_dir)
     if is_child_rank():  # rank 0 decided already, and its outputs are appearing in the dir
-        return run_dir, ckpt, False
+        return run_dir, ckpt, False, False
     if finished_check:
         try:
             check_not_finished(ckpt, int(steps))
         except RunFinished as done:
             log.warning("%s", done)
-            return run_dir, ckpt, True
-    return resolve_existing(run_dir, ckpt, on_existing), ckpt, False
+            return run_dir, ckpt, True, False
+    check_not_in_use(run_dir)  # "in use by pid …" says more than "holds a run"
+    target, overwrite = resolve_existing(run_dir, ckpt, on_existing)
+    return target, ckpt, False, overwrite
 
 
 # ----------------------------------------------------------------------------- config history
@@ -344,10 +370,13 @@ def archive_hydra_config(run_dir: Path) -> Path | None:
 
 
 def claim(cfg: DictConfig, run_dir: Path) -> tuple[Path, str | None, bool]:
-    """``claim_run_dir`` for ``run()``'s config; a sibling dir becomes ``paths.output_dir``."""
-    new_dir, ckpt, finished = claim_run_dir(
+    """``claim_run_dir`` for ``run()`` (which holds the lock); a sibling dir becomes
+    ``paths.output_dir``, an overwritten one is cleared."""
+    new_dir, ckpt, finished, overwrite = claim_run_dir(
         run_dir, cfg.get("ckpt_path"), int(cfg.steps), cfg.get("on_existing_run", "refuse")
     )
+    if overwrite:
+        clear_run(new_dir)
     if new_dir != Path(run_dir):
         with open_dict(cfg):
             cfg.paths.output_dir = str(new_dir)

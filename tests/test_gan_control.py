@@ -141,6 +141,6 @@ def test_wandb_gets_the_pair_as_two_runs_of_one_group(tmp_path):
     finally:
         finish_wandb()
     gan, control = offline_run(run_dir), offline_run(run_dir / "control")
-    assert gan["run"].group == control["run"].group == f"quickstart-{run_dir.name}"
+    assert gan["run"].run_group == control["run"].run_group == f"quickstart-{run_dir.name}"
     assert control["run"].display_name == gan["run"].display_name + " [no-GAN control]"
     assert "train/kl" in control["history"] and gan["run"].run_id != control["run"].run_id

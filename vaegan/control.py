@@ -159,6 +159,7 @@ def run_pair(
         result = fit(gan_cfg, run_dir)
         if result["gen_step"] < steps:  # stopped (signal): the control must wait
             return result
+        run_dir = Path(result["run_dir"])  # on_existing_run=sibling may have moved it
         finish_wandb()  # the control is a wandb run of its own
     fork = fork_path(run_dir)
     if not fork.is_file():

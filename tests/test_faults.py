@@ -35,14 +35,25 @@ FAST = ("callbacks=none", "gan_start=1")  # no diagnostics callbacks: seconds pe
 STATS = "vaegan.callbacks.discriminator.DiscriminatorStats"  # counts adaptive clamp hits
 
 
-def run_main(monkeypatch, capsys, *argv: str) -> tuple[int, str]:
-    """``vaegan-train ARGV`` in-process (Hydra's own logging off); (exit code, stderr)."""
+def run_main_io(monkeypatch, capsys, *argv: str) -> tuple[int, str, str]:
+    """``vaegan-train ARGV`` in-process (Hydra's own logging off); (exit code, stdout, stderr),
+    the code 0 when it returns."""
     GlobalHydra.instance().clear()
     argv = (*argv, "hydra/job_logging=disabled", "hydra/hydra_logging=disabled")
     monkeypatch.setattr(sys, "argv", ["vaegan-train", *argv])
-    with pytest.raises(SystemExit) as stop:
+    try:
         main()
-    return stop.value.code, capsys.readouterr().err
+        code = 0
+    except SystemExit as stop:
+        code = stop.code
+    captured = capsys.readouterr()
+    return code, captured.out, captured.err
+
+
+def run_main(monkeypatch, capsys, *argv: str) -> tuple[int, str]:
+    """``run_main_io`` without stdout: (exit code, stderr)."""
+    code, _, err = run_main_io(monkeypatch, capsys, *argv)
+    return code, err
 
 
 def finite_weights(ckpt_path: Path) -> bool:

@@ -109,7 +109,8 @@ def test_resume_from_the_end_of_training_checkpoint_is_exact(tmp_path):
     train_tiny(first, *common, f"steps={N}")
     ckpt = first / "checkpoints" / "last.ckpt"
     train_tiny(second, *common, f"steps={2 * N}", f"ckpt_path={ckpt}")
-    ref, got = column(read_metrics(straight), "train/loss"), column(read_metrics(second), "train/loss")
+    ref = column(read_metrics(straight), "train/loss")
+    got = column(read_metrics(second), "train/loss")
     assert sorted(got) == list(range(N, 2 * N))
     for step in got:
         assert got[step] == pytest.approx(ref[step], rel=1e-6), (step, got, ref)

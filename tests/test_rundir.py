@@ -14,12 +14,10 @@ from pathlib import Path
 
 import pytest
 import torch
-from hydra.core.global_hydra import GlobalHydra
 from omegaconf import OmegaConf
 
-from tests.test_faults import run_main
+from tests.test_faults import run_main, run_main_io
 from tests.test_train import column, read_metrics
-from vaegan.train import main
 
 SIGNAL_AT = "+callbacks.stop._target_=tests.probes.SignalAt"
 FAST = ("debug=tiny", "gan_start=2", "~callbacks.images", "~callbacks.latent",
@@ -27,18 +25,8 @@ FAST = ("debug=tiny", "gan_start=2", "~callbacks.images", "~callbacks.latent",
 
 
 def train_main(monkeypatch, capsys, run_dir: Path, *argv: str) -> tuple[int, str, str]:
-    """``vaegan-train`` in-process in ``run_dir``: (exit code, stdout, stderr)."""
-    GlobalHydra.instance().clear()
-    argv = (*FAST, f"hydra.run.dir={run_dir}", *argv,
-            "hydra/job_logging=disabled", "hydra/hydra_logging=disabled")
-    monkeypatch.setattr(sys, "argv", ["vaegan-train", *argv])
-    try:
-        main()
-        code = 0
-    except SystemExit as stop:
-        code = stop.code
-    out = capsys.readouterr()
-    return code, out.out, out.err
+    """A tiny ``vaegan-train`` in-process in ``run_dir``: (exit code, stdout, stderr)."""
+    return run_main_io(monkeypatch, capsys, *FAST, f"hydra.run.dir={run_dir}", *argv)
 
 
 def snapshot(run_dir: Path) -> dict[str, tuple[int, int]]:

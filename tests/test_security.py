@@ -94,7 +94,9 @@ def test_ordinary_keys_are_not_redacted():
 def test_passwd_auth_and_credentials_never_land_in_the_run_dir(tmp_path, monkeypatch, capsys):
     from tests.test_rundir import train_main
 
-    secrets = {"+db.passwd": "pw-1a2b3c4d", "+hf_auth": "hf_5e6f7a8b9c", "+credentials": "cr-0d1e2f3a"}
+    secrets = {
+        "+db.passwd": "pw-1a2b3c4d", "+hf_auth": "hf_5e6f7a8b9c", "+credentials": "cr-0d1e2f3a",
+    }
     code, _, err = train_main(monkeypatch, capsys, tmp_path, "steps=1",
                               *(f"{k}={v}" for k, v in secrets.items()))
     assert code == 0, err

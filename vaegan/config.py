@@ -8,6 +8,7 @@ from __future__ import annotations
 import math
 import os
 from dataclasses import dataclass, field, fields
+from typing import get_args
 
 import torch
 from omegaconf import DictConfig, ListConfig, OmegaConf
@@ -196,7 +197,6 @@ def _check_training_values(cfg: DictConfig) -> None:
     precision = cfg.trainer.get("precision")
     if precision is not None:
         from lightning.fabric.connector import _PRECISION_INPUT
-        from typing import get_args
 
         allowed = [str(v) for group in get_args(_PRECISION_INPUT) for v in get_args(group)]
         _require(

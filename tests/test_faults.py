@@ -389,3 +389,16 @@ def test_folder_with_corrupt_and_mixed_images_trains_and_counts_skips(tmp_path):
     )
     assert result["gen_step"] == 6
     assert result["skipped_images"] == 1
+
+
+def test_unreadable_folder_images_stop_before_the_trainer_starts(tmp_path, monkeypatch, capsys):
+    root = _image_folder(tmp_path / "images")
+    whole = (root / "img00.png").read_bytes()
+    (root / "cut.png").write_bytes(whole[: len(whole) // 2])
+    code, err = run_main(monkeypatch, capsys, "debug=tiny", f"hydra.run.dir={tmp_path}/run",
+                         "data=folder", f"data.root={root}", "data.num_workers=0", *FAST)
+    assert code == 2 and "Traceback" not in err
+    line = err.strip().splitlines()[-1]
+    assert line.startswith("error: 2 unreadable images: ") and "cut.png (truncated" in line, err
+    assert "broken.png" in line
+    assert not (tmp_path / "run" / "csv").exists()  # no logger, no trainer: nothing started

@@ -137,6 +137,7 @@ def fit_run(cfg: DictConfig, run_dir: Path) -> dict[str, Any]:
     L.seed_everything(int(cfg.seed), workers=True, verbose=False)
     with config_errors():  # a constructor's ValueError -> one-line ConfigError
         datamodule = instantiate(cfg.data, _convert_="all")
+        datamodule.setup("fit")  # reads and checks the data now, before a logger or trainer
         module = build_module(cfg)
     ensure_space(run_dir, module)
     if ckpt_path:

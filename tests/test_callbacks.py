@@ -107,7 +107,7 @@ def test_diagnostics_leave_training_unchanged(diag_run, tmp_path):
 
 def test_each_callback_can_be_switched_off(tmp_path):
     def kinds(*overrides: str) -> set[type]:
-        return {type(c) for c in build_callbacks(compose_config(tmp_path, *overrides))}
+        return {type(c) for c in build_callbacks(compose_config(tmp_path, *overrides), tmp_path)}
 
     assert {LatentStats, GradientAttribution, DiscriminatorStats} <= kinds()
     off = kinds("~callbacks.gradients", "callbacks.latent=null")

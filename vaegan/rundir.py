@@ -96,6 +96,7 @@ RUN_OUTPUTS = ("checkpoints", "csv", "images", "plots", "run_info.json", "FAILED
 
 log = logging.getLogger("vaegan")
 _held: dict[Path, tuple[int, int]] = {}  # run dir -> (lock fd, depth): re-entrant per process
+_atexit_registered = False
 
 
 def warn(message: str) -> None:
@@ -162,8 +163,10 @@ def run_dir_lock(run_dir: Path) -> Iterator[None]:
     if is_child_rank():
         yield
         return
-    if not _held:
-        atexit.register(release_all_locks)  # an exit with an error is not a stale lock
+    global _atexit_registered
+    if not _atexit_registered:  # an exit with an error (sys.exit in a callback) is not stale
+        atexit.register(release_all_locks)
+        _atexit_registered = True
     if run_dir in _held:
         fd, depth = _held[run_dir]
         _held[run_dir] = (fd, depth + 1)

@@ -92,14 +92,14 @@ class RequeueOnSignal(L.Callback):
             return
         self.stopped_at = int(pl_module.gen_step)
         log.warning("%s: checkpoint after generator step %d, stop", self.received, self.stopped_at)
-        # Here, at a step end, not at train end: Lightning counts an epoch that should_stop
-        # cut short as finished, so a train-end checkpoint would resume at a new epoch.
-        savers = [cb for cb in trainer.callbacks if isinstance(cb, GenStepCheckpoint)]
-        for cb in savers:
-            cb.save_last_now(trainer, self.stopped_at)  # its train-end save then skips
-        if not savers:
-            trainer.save_checkpoint(last_checkpoint_path(trainer))
+        # Saved at this step's end, not at train end: Lightning counts an epoch that
+        # should_stop cut short as finished, so a train-end checkpoint would resume at a new
+        # epoch. GenStepCheckpoint saves when should_stop is set, and Lightning runs
+        # checkpoint callbacks after all others, so every callback's state of this step
+        # (an EMA update, say) is in the file.
         trainer.should_stop = True
+        if not any(isinstance(cb, GenStepCheckpoint) for cb in trainer.callbacks):
+            trainer.save_checkpoint(last_checkpoint_path(trainer))
 
     def on_fit_end(self, trainer: L.Trainer, pl_module: Any) -> None:
         """Training is over and the checkpoint written: rank 0 requeues the SLURM job."""

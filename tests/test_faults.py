@@ -354,7 +354,8 @@ def test_cli_missing_lpips_weights_exits_2_with_where_to_put_them(tmp_path):
     env = {**os.environ, "TORCH_HOME": str(tmp_path / "empty_torch_home")}
     proc = subprocess.run(
         [str(exe), "debug=tiny", f"hydra.run.dir={tmp_path / 'run'}",
-         "loss.objective.perceptual.pretrained=true"],
+         "loss.objective.perceptual.pretrained=true",
+         "loss.objective.perceptual.download=false"],  # the same line offline; no fetch online
         capture_output=True, text=True, timeout=120, env=env,
     )
     assert proc.returncode == 2, proc.stderr[-2000:]

@@ -58,6 +58,7 @@ class RunSchema:
     on_existing_run: str = "refuse"
     gan_control: bool = False
     branch: str | None = None
+    threads: int | None = None
     run_name: str = "run"
     diagnose: bool = True
     faults: FaultsConfig = field(default_factory=FaultsConfig)
@@ -240,6 +241,8 @@ def validate(cfg: DictConfig) -> None:
         f"allowed: {', '.join(ON_EXISTING)}",
     )
     _check_gan_control(cfg, int(gan_start), int(steps))
+    threads = cfg.get("threads")
+    _require(threads is None or int(threads) >= 1, f"threads={threads} must be >= 1 or null")
     _require(
         cfg.schedule.kind in BETA_SCHEDULES,
         f"schedule.kind={cfg.schedule.kind!r} is unknown; allowed: {', '.join(BETA_SCHEDULES)}",

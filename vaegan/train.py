@@ -13,6 +13,7 @@ from typing import Any
 
 import hydra
 import lightning as L
+import torch
 from hydra.core.hydra_config import HydraConfig
 from hydra.utils import instantiate
 from lightning.pytorch.loggers import Logger
@@ -134,6 +135,8 @@ def fit_run(cfg: DictConfig, run_dir: Path) -> dict[str, Any]:
     if finished:  # steps reached: nothing to train, nothing touched
         return {"run_dir": str(run_dir), "metrics": {}, "gen_step": int(cfg.steps),
                 "finished": True}
+    if cfg.get("threads"):  # before anything runs; DDP sets its own per process
+        torch.set_num_threads(int(cfg.threads))
     L.seed_everything(int(cfg.seed), workers=True, verbose=False)
     with config_errors():  # a constructor's ValueError -> one-line ConfigError
         datamodule = instantiate(cfg.data, _convert_="all")

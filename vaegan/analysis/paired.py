@@ -135,9 +135,12 @@ def gan_effect(
         )
     else:
         g, c = slopes["gan"], slopes["control"]
+        ratio = f" (the GAN run at {g / c:.2f}x the control's rate)" if c > 0 else ""
+        if c > 0:
+            ev["pair_kl_slope_ratio_late"] = g / c
         nums = (
             f"KL moved {g:+.3g} (GAN) vs {c:+.3g} (no-GAN control) of its level at the fork "
-            f"({kl_fork:.4g} nats) across the {window}; kl_growth={kl_growth:g}, "
+            f"({kl_fork:.4g} nats) across the {window}{ratio}; kl_growth={kl_growth:g}, "
             f"plateau_ratio={plateau_ratio:g}"
         )
         if c > kl_growth and g <= plateau_ratio * c:

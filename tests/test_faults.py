@@ -41,11 +41,19 @@ def run_main_io(monkeypatch, capsys, *argv: str) -> tuple[int, str, str]:
     GlobalHydra.instance().clear()
     argv = (*argv, "hydra/job_logging=disabled", "hydra/hydra_logging=disabled")
     monkeypatch.setattr(sys, "argv", ["vaegan-train", *argv])
+    # Hydra's logging config disables every existing logger: later caplog tests would see none
+    loggers = [lg for lg in logging.Logger.manager.loggerDict.values()
+               if isinstance(lg, logging.Logger)]
+    disabled, root_level = {lg: lg.disabled for lg in loggers}, logging.getLogger().level
     try:
         main()
         code = 0
     except SystemExit as stop:
         code = stop.code
+    finally:
+        for lg, was in disabled.items():
+            lg.disabled = was
+        logging.getLogger().setLevel(root_level)
     captured = capsys.readouterr()
     return code, captured.out, captured.err
 

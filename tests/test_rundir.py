@@ -162,5 +162,8 @@ def test_lock_is_reentrant_nested_dirs_lock_apart_and_child_ranks_are_let_throug
         claim_run_dir(tmp_path, None, 4)
     monkeypatch.setenv("LOCAL_RANK", "1")
     assert claim_run_dir(tmp_path, None, 4) == (tmp_path, None, False, False)
+    ckpt = tmp_path / "done.ckpt"
+    torch.save({"vaegan": {"gen_step": 4}}, ckpt)
+    assert claim_run_dir(tmp_path, str(ckpt), 4)[2]  # finished: every rank stops, none waits
     with run_dir_lock(tmp_path / "child"):
         assert not (tmp_path / "child").exists()  # rank 1 neither locks nor creates

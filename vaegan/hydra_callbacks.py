@@ -60,15 +60,14 @@ class GuardRunDir(Callback):
     run (unless ``on_existing_run`` says ``sibling``/``overwrite``) exit 2 with one line. A
     resume in place archives the previous ``.hydra/`` to ``.hydra/history/`` and warns with
     the training keys it changes. The lock is held until the job ends (``run()`` re-enters
-    it). DDP child ranks skip all of it: they run in rank 0's dir on rank 0's terms.
+    it). DDP child ranks run in rank 0's dir on rank 0's terms: they only check whether the
+    run is finished (under ``srun`` every task must exit then, not wait for rank 0).
     """
 
     def __init__(self) -> None:
         self._lock: Any = None
 
     def on_run_start(self, config: DictConfig, **kwargs: Any) -> None:
-        if is_child_rank():
-            return
         run_dir = Path(config.hydra.run.dir)
         try:
             new_dir, ckpt, finished, overwrite = claim_run_dir(
@@ -91,7 +90,7 @@ class GuardRunDir(Callback):
         except (ConfigError, RunDirError) as err:
             print(f"error: {err}", file=sys.stderr, flush=True)
             sys.exit(EXIT_BAD_INPUT)
-        if ckpt is not None:
+        if ckpt is not None and not is_child_rank():
             self._config_history(config, new_dir, Path(ckpt))
 
     @staticmethod

@@ -316,14 +316,14 @@ def claim_run_dir(
     """
     run_dir = Path(run_dir)
     ckpt = resolve_ckpt_path(ckpt_path, run_dir)
-    if is_child_rank():  # rank 0 decided already, and its outputs are appearing in the dir
-        return run_dir, ckpt, False, False
-    if finished_check:
+    if finished_check:  # every rank: under srun each task decides alone, and all must agree
         try:
             check_not_finished(ckpt, int(steps))
         except RunFinished as done:
             log.warning("%s", done)
             return run_dir, ckpt, True, False
+    if is_child_rank():  # rank 0 decides the rest, and its outputs are appearing in the dir
+        return run_dir, ckpt, False, False
     check_not_in_use(run_dir)  # "in use by pid …" says more than "holds a run"
     target, overwrite = resolve_existing(run_dir, ckpt, on_existing)
     return target, ckpt, False, overwrite

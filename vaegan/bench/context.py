@@ -3,24 +3,31 @@
 from __future__ import annotations
 
 import copy
-import itertools
-from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
 from hydra.utils import instantiate
 from omegaconf import DictConfig
-from torch import Tensor
 
 from vaegan.bench.config import bench_config
+from vaegan.bench.fit import FitBench, Prepare, SyntheticData
 from vaegan.bench.loop import LoopBench, cycle
-from vaegan.bench.players import Players, build_players, synthetic_batch
+from vaegan.bench.players import build_players
 from vaegan.bench.profiles import Profile
 from vaegan.bench.steps import Step
 
 GAN_ON = "gan_start=0"
 GAN_OFF = "gan_start=1000000000"  # never reached: the phase before gan_start
+# Compute-only fits (designs, scaling, flags, memory): no diagnostics callbacks, validation,
+# checkpoint or progress bar; their cost is rows 1 and 2.
+COMPUTE = (
+    "callbacks=none",
+    "callbacks.checkpoint=null",
+    "trainer.limit_val_batches=0",
+    "++trainer.enable_progress_bar=false",
+    "trainer.enable_model_summary=false",
+)
 
 
 @dataclass
@@ -30,6 +37,7 @@ class Context:
     run_dir: Path
     _datamodules: dict[tuple, object] = field(default_factory=dict)
     _configs: dict[tuple[str, ...], DictConfig] = field(default_factory=dict)
+    _fits: int = 0
 
     def overrides(self, *extra: str) -> list[str]:
         """The profile's size, ``extra`` and the trainer for the device (an experiment may
@@ -52,26 +60,19 @@ class Context:
             self._datamodules[key] = dm
         return self._datamodules[key]
 
-    def synthetic_loop(
-        self, cfg: DictConfig, step: Step, prepare: Callable[[Players], None] | None = None
-    ) -> LoopBench:
-        """The plain loop on a fixed batch: compute only, for comparing step designs.
-
-        ``prepare`` changes the fresh players before the first step (a speed flag)."""
-        x = synthetic_batch(cfg, self.device)
-        return self._loop(cfg, itertools.repeat(x), step, prepare)
+    def compute_fit(
+        self, *extra: str, design: str = "vaegan", prepare: Prepare | None = None
+    ) -> FitBench:
+        """``Trainer.fit`` of ``design`` on a fixed batch: compute only (see ``COMPUTE``)."""
+        cfg = self.config(*COMPUTE, *extra)
+        self._fits += 1
+        p = self.profile
+        return FitBench(cfg, SyntheticData(cfg), self.run_dir / f"fit{self._fits}",
+                        p.warmup, p.steps, design, prepare)
 
     def data_loop(self, cfg: DictConfig, step: Step) -> LoopBench:
         """The plain loop on the configured data loader, as ``Trainer.fit`` would read it."""
         loader = self.datamodule(cfg).train_dataloader()
-        return self._loop(cfg, cycle(loader, self.device), step)
-
-    def _loop(
-        self, cfg: DictConfig, batches: Iterator[Tensor], step: Step,
-        prepare: Callable[[Players], None] | None = None,
-    ) -> LoopBench:
         players = build_players(cfg, self.device)
-        if prepare is not None:
-            prepare(players)
         p = self.profile
-        return LoopBench(players, batches, step, p.warmup, p.steps)
+        return LoopBench(players, cycle(loader, self.device), step, p.warmup, p.steps)

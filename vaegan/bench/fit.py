@@ -1,4 +1,8 @@
-"""vaegan's real path, ``Trainer.fit`` with the configured callbacks and loggers, per batch."""
+"""vaegan's real path, ``Trainer.fit`` with the configured callbacks and loggers, per batch.
+
+Every vaegan figure of the bench comes from here: ``VAEGAN.training_step`` (or the bench-only
+``LDMReference``, built from the same modules) driven by the real ``Trainer``.
+"""
 
 from __future__ import annotations
 
@@ -12,10 +16,41 @@ from pathlib import Path
 from typing import Any
 
 import lightning as L
+import torch
 from omegaconf import DictConfig, open_dict
+from torch.utils.data import DataLoader
 
+from vaegan.bench.players import synthetic_batch
+from vaegan.bench.reference import BUILDERS
 from vaegan.bench.timing import now
-from vaegan.train import build_module, build_trainer
+from vaegan.module import VAEGAN
+from vaegan.train import build_trainer
+
+Prepare = Callable[[VAEGAN], None]
+
+
+class SyntheticData(L.LightningDataModule):
+    """The same fixed batch in [-1, 1] of the configured shape, ``length`` times: timings of
+    compute only (the loader's share is row 6), identical for every variant."""
+
+    def __init__(self, cfg: DictConfig, length: int = 1_000_000) -> None:
+        super().__init__()
+        self.batch = synthetic_batch(cfg, torch.device("cpu"))
+        self.length = length
+
+    def train_dataloader(self) -> DataLoader:
+        return DataLoader(_Repeat(self.batch, self.length), batch_size=None)
+
+
+class _Repeat(torch.utils.data.Dataset):
+    def __init__(self, item: torch.Tensor, length: int) -> None:
+        self.item, self.length = item, length
+
+    def __len__(self) -> int:
+        return self.length
+
+    def __getitem__(self, index: int) -> torch.Tensor:
+        return self.item
 
 
 class BatchClock(L.Callback):
@@ -59,17 +94,23 @@ def quiet() -> contextlib.ExitStack:
 
 
 def fit(
-    cfg: DictConfig, datamodule: L.LightningDataModule, run_dir: Path, clock: BatchClock
-) -> None:
-    """Train ``clock.total`` generator steps through ``Trainer.fit``, as ``vaegan-train`` does."""
+    cfg: DictConfig, datamodule: L.LightningDataModule, run_dir: Path, clock: BatchClock,
+    design: str = "vaegan", prepare: Prepare | None = None,
+) -> VAEGAN:
+    """Train ``clock.total`` generator steps through ``Trainer.fit``, as ``vaegan-train`` does;
+    ``design`` picks the step (``reference.BUILDERS``), ``prepare`` changes the fresh module
+    before training (a speed flag, ``model_changes``)."""
     with open_dict(cfg):
         cfg.steps = clock.total
         cfg.paths.output_dir = str(run_dir)
-    module = build_module(cfg)
+    module = BUILDERS[design](cfg)
+    if prepare is not None:
+        prepare(module)
     with quiet():
         trainer = build_trainer(cfg, run_dir)
         trainer.callbacks.append(clock)
         trainer.fit(module, datamodule=datamodule)
+    return module
 
 
 class FitBench:
@@ -77,16 +118,18 @@ class FitBench:
 
     def __init__(
         self, cfg: DictConfig, datamodule: L.LightningDataModule, run_dir: Path,
-        warmup: int, steps: int,
+        warmup: int, steps: int, design: str = "vaegan", prepare: Prepare | None = None,
     ) -> None:
         if warmup < 1:
             raise ValueError("the Trainer.fit timer needs at least one warm-up batch")
         self.cfg, self.datamodule, self.run_dir = cfg, datamodule, run_dir
         self.warmup, self.steps = warmup, steps
+        self.design, self.prepare = design, prepare
         self.calls = 0
 
     def __call__(self) -> float:
         clock = BatchClock(self.warmup, self.warmup + self.steps)
         self.calls += 1
-        fit(copy.deepcopy(self.cfg), self.datamodule, self.run_dir / f"fit{self.calls}", clock)
+        fit(copy.deepcopy(self.cfg), self.datamodule, self.run_dir / f"fit{self.calls}", clock,
+            self.design, self.prepare)
         return clock.per_batch()

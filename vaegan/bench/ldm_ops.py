@@ -3,7 +3,7 @@
 LDM computes swish as ``x * torch.sigmoid(x)`` (autograd keeps both ``x`` and ``σ(x)``, where
 ``nn.SiLU`` keeps only ``x``) and attention as an explicit softmax over an HW × HW matrix,
 where vaegan uses fused SDPA. The memory comparison against the reference uses both, as the
-reference's peak was measured with them.
+reference's peak was measured with them; ``plain_attention`` alone is the SDPA flag's baseline.
 """
 
 from __future__ import annotations
@@ -13,8 +13,8 @@ import functools
 import torch
 from torch import Tensor, nn
 
-from vaegan.bench.players import Players
 from vaegan.models.autoencoder import AttnBlock
+from vaegan.module import VAEGAN
 
 
 class Swish(nn.Module):
@@ -31,12 +31,18 @@ def vanilla_attention(block: AttnBlock, x: Tensor) -> Tensor:
     return x + block.proj_out(out)
 
 
-def ldm_ops(p: Players) -> None:
+def plain_attention(m: VAEGAN) -> None:
+    """LDM's softmax attention in every attention block instead of SDPA."""
+    for module in m.autoencoder.modules():
+        if isinstance(module, AttnBlock):
+            module.forward = functools.partial(vanilla_attention, module)
+
+
+def ldm_ops(m: VAEGAN) -> None:
     """LDM's swish and attention, and none of vaegan's activation checkpointing."""
-    p.ae.set_activation_checkpointing("none")
-    for module in p.ae.modules():
+    m.autoencoder.set_activation_checkpointing("none")
+    for module in m.autoencoder.modules():
         for name, child in module.named_children():
             if isinstance(child, nn.SiLU):
                 setattr(module, name, Swish())
-        if isinstance(module, AttnBlock):
-            module.forward = functools.partial(vanilla_attention, module)
+    plain_attention(m)

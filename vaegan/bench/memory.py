@@ -8,6 +8,10 @@ reported is the peak *above* the idle process holding the models, data and optim
 the activations, gradients and temporaries a training step adds. On a GPU: CUDA's max
 allocated bytes, reset the same way.
 
+``design``: ``vaegan`` (``VAEGAN.training_step``) or ``reference`` (``LDMReference``), both
+under ``Trainer.fit`` on a fixed batch; ``plain``: row 1's plain loop (``steps.plain_step``).
+``flag``: ``+``-joined ``model_changes.PREPARES`` names applied to the built module.
+
 ``python -m vaegan.bench.memory '{"design": "vaegan", "overrides": [...], ...}'`` prints JSON.
 """
 
@@ -26,14 +30,13 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from hydra.utils import instantiate
 
 from vaegan.bench.config import bench_config
-from vaegan.bench.fit import BatchClock, fit
+from vaegan.bench.fit import BatchClock, SyntheticData, fit
 from vaegan.bench.loop import LoopBench
-from vaegan.bench.model_changes import PREPARES
+from vaegan.bench.model_changes import prepare_all
 from vaegan.bench.players import build_players, synthetic_batch
-from vaegan.bench.steps import STEPS
+from vaegan.bench.steps import plain_step
 
 MB = 2**20
 # Serve every large tensor from its own mmap so freed memory leaves the resident set at once
@@ -92,31 +95,20 @@ def measure_here(spec: dict[str, Any]) -> dict[str, float]:
     peak: list[int] = []
     with tempfile.TemporaryDirectory() as tmp:
         cfg = bench_config(Path(tmp), spec.get("overrides", ()))
-        if spec["design"] == "fit":
-            _fit(cfg, Path(tmp), warmup, steps, probe, peak)
+        prepare = prepare_all(spec.get("flag"))
+        if spec["design"] == "plain":
+            players = build_players(cfg, device, prepare)
+            bench = LoopBench(players, itertools.repeat(synthetic_batch(cfg, device)),
+                              plain_step, warmup, 0)
+            probe.reset()
+            bench.run(steps)
+            peak.append(probe.peak())
         else:
-            _loop(cfg, spec["design"], spec.get("flag"), device, warmup, steps, probe, peak)
+            clock = BatchClock(warmup, warmup + steps, probe.reset,
+                               lambda: peak.append(probe.peak()))
+            fit(cfg, SyntheticData(cfg), Path(tmp), clock, spec["design"], prepare)
     idle = probe.idle / MB
     return {"idle_mb": idle, "peak_mb": peak[0] / MB, "step_mb": peak[0] / MB - idle}
-
-
-def _loop(cfg: Any, design: str, flag: str | None, device: torch.device, warmup: int,
-          steps: int, probe: Probe, peak: list[int]) -> None:
-    x = synthetic_batch(cfg, device)
-    players = build_players(cfg, device)
-    for change in (flag or "").split("+"):
-        if change:
-            PREPARES[change](players)
-    bench = LoopBench(players, itertools.repeat(x), STEPS[design], warmup, 0)
-    probe.reset()
-    bench.run(steps)
-    peak.append(probe.peak())
-
-
-def _fit(cfg: Any, run_dir: Path, warmup: int, steps: int, probe: Probe, peak: list[int]) -> None:
-    datamodule = instantiate(cfg.data, _convert_="all")
-    clock = BatchClock(warmup, warmup + steps, probe.reset, lambda: peak.append(probe.peak()))
-    fit(cfg, datamodule, run_dir, clock)
 
 
 def peak_memory(spec: dict[str, Any], timeout: float = 900) -> dict[str, float]:

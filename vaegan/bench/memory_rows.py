@@ -18,11 +18,12 @@ from typing import Any
 import torch
 
 from vaegan.bench.anatomy import saved_bytes
-from vaegan.bench.context import GAN_OFF, GAN_ON, Context
+from vaegan.bench.context import COMPUTE, GAN_OFF, GAN_ON, Context
 from vaegan.bench.memory import measure_here, peak_memory
 from vaegan.bench.model_changes import PREPARES
-from vaegan.bench.players import build_players, synthetic_batch
+from vaegan.bench.players import players_of, synthetic_batch
 from vaegan.bench.table import Row, Target, failed_row
+from vaegan.train import build_module
 
 SD_PIXELS = 12 * 256**2  # Stable Diffusion's kl-f8 training batch: 12 images of 256 px
 GIB, MIB = 2**30, 2**20
@@ -30,7 +31,7 @@ GIB, MIB = 2**30, 2**20
 
 @dataclass(frozen=True)
 class Case:
-    design: str  # vaegan | reference | fit
+    design: str  # vaegan | reference (both Trainer.fit) | plain (row 1's plain loop)
     phase: str
     sd: bool = False  # at the profile's ``sd_size`` instead of its ``size``
     flag: str | None = None  # model changes, ``+``-joined (``model_changes.PREPARES``)
@@ -40,7 +41,7 @@ REFERENCE = Case("reference", GAN_ON, True, "ldm_ops")  # LDM's design and its m
 MEASURED: tuple[tuple[str, Case, Case], ...] = (
     ("vaegan / reference, GAN on", Case("vaegan", GAN_ON), Case("reference", GAN_ON)),
     ("vaegan / reference, GAN off", Case("vaegan", GAN_OFF), Case("reference", GAN_OFF)),
-    ("`Trainer.fit` / plain loop, GAN on", Case("fit", GAN_ON), Case("vaegan", GAN_ON)),
+    ("`Trainer.fit` / plain loop, GAN on", Case("vaegan", GAN_ON), Case("plain", GAN_ON)),
     ("vaegan / reference with LDM's model ops, GAN on", Case("vaegan", GAN_ON, True), REFERENCE),
     ("vaegan, `model.activation_checkpointing=none` / reference with LDM's ops, GAN on",
      Case("vaegan", GAN_ON, True, "ac_none"), REFERENCE),
@@ -59,7 +60,7 @@ def _spec(ctx: Context, case: Case) -> dict[str, Any]:
     p = ctx.profile
     return {
         "design": case.design, "flag": case.flag,
-        "overrides": ctx.overrides(*(p.sd_size if case.sd else ()), case.phase),
+        "overrides": ctx.overrides(*COMPUTE, *(p.sd_size if case.sd else ()), case.phase),
         "device": str(ctx.device), "threads": torch.get_num_threads(),
         "warmup": p.warmup, "steps": max(1, min(p.steps, 2)),
     }
@@ -104,17 +105,18 @@ def measured(ctx: Context) -> list[Row]:
 def projected(ctx: Context) -> list[Row]:
     """Saved activations × SD's batch·pixels / this batch's, + gradients, for each variant."""
     cfg = ctx.config(*ctx.profile.sd_size, GAN_ON)
-    built = build_players(cfg, ctx.device)  # once: initialising kl-f8 and VGG takes a while
+    torch.manual_seed(int(cfg.seed))
+    built = build_module(cfg).to(ctx.device).train()  # once: kl-f8 and VGG take a while
     x = synthetic_batch(cfg, ctx.device)
     scale = SD_PIXELS / (x.shape[0] * x.shape[-2] * x.shape[-1])
-    trainable = [*built.ae.parameters(), *built.disc.parameters()]
+    trainable = [*built.autoencoder.parameters(), *built.discriminator.parameters()]
     grads = sum(t.numel() * t.element_size() for t in trainable if t.requires_grad)
 
     def saved(change: str | None) -> Counter[str]:
-        players = copy.deepcopy(built)
+        module = copy.deepcopy(built)
         if change:
-            PREPARES[change](players)
-        return saved_bytes(players, x)
+            PREPARES[change](module)
+        return saved_bytes(players_of(module), x)
 
     ref = sum(saved("ldm_ops").values()) * scale + grads
     mode = cfg.model.get("activation_checkpointing", "none")

@@ -5,7 +5,7 @@ from __future__ import annotations
 from vaegan.bench.context import GAN_ON, Context
 from vaegan.bench.external import external_rows
 from vaegan.bench.fit import FitBench
-from vaegan.bench.steps import vaegan_step
+from vaegan.bench.steps import plain_step
 from vaegan.bench.table import Row, Target, ratio_row
 from vaegan.bench.timing import Ratio, interleaved
 
@@ -19,7 +19,7 @@ def _fit(ctx: Context, name: str, *overrides: str) -> FitBench:
 def framework(ctx: Context) -> list[Row]:
     """``Trainer.fit`` with the default callbacks vs the plain loop, both reading the loader."""
     cfg = ctx.config(GAN_ON)
-    plain = ctx.data_loop(cfg, vaegan_step)
+    plain = ctx.data_loop(cfg, plain_step)
     times = interleaved({"fit": _fit(ctx, "framework"), "plain": plain}, ctx.profile.repeats)
     workers = int(cfg.data.num_workers)
     return [

@@ -1,13 +1,13 @@
 """The two players, their losses and optimizers, outside Lightning.
 
-Built by ``vaegan.train.build_module`` and ``VAEGAN.configure_optimizers``, so the plain loops
-train exactly the networks, objective, Adam settings and LR schedules that ``Trainer.fit``
-trains; only the Lightning plumbing is missing.
+Taken from a module built by ``vaegan.train.build_module`` and its ``configure_optimizers``,
+so the plain loop (row 1's baseline) and the memory anatomy use exactly the networks,
+objective, Adam settings and LR schedules that ``Trainer.fit`` trains.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 
@@ -17,6 +17,7 @@ from torch import Tensor, nn
 
 from vaegan.losses.objective import VAEGANObjective
 from vaegan.models.autoencoder import AutoencoderKL
+from vaegan.module import VAEGAN
 from vaegan.schedules import BetaSchedule, GanSchedule
 from vaegan.train import build_module
 
@@ -52,10 +53,8 @@ class Players:
         sched.step()
 
 
-def build_players(cfg: DictConfig, device: torch.device) -> Players:
-    """Fresh players (seeded) on ``device``, in training mode."""
-    torch.manual_seed(int(cfg.seed))
-    module = build_module(cfg).to(device).train()
+def players_of(module: VAEGAN) -> Players:
+    """The module's networks, objective and schedules, with fresh optimizers."""
     (opt_g, opt_d), scheds = module.configure_optimizers()
     return Players(
         ae=module.autoencoder,
@@ -68,6 +67,18 @@ def build_players(cfg: DictConfig, device: torch.device) -> Players:
         sched_g=scheds[0]["scheduler"],
         sched_d=scheds[1]["scheduler"],
     )
+
+
+def build_players(
+    cfg: DictConfig, device: torch.device, prepare: Callable[[VAEGAN], None] | None = None
+) -> Players:
+    """Fresh players (seeded) on ``device``, in training mode; ``prepare`` changes the module
+    first (``model_changes``)."""
+    torch.manual_seed(int(cfg.seed))
+    module = build_module(cfg).to(device).train()
+    if prepare is not None:
+        prepare(module)
+    return players_of(module)
 
 
 def synthetic_batch(cfg: DictConfig, device: torch.device) -> Tensor:

@@ -1,9 +1,9 @@
 """Section 5: time per batch against batch size and image size: the cost curve and its bends.
 
-Every point runs vaegan's step (GAN on) on a fixed batch, all points interleaved. The detail
-column gives the cost per image-pixel relative to the first point of its curve: flat means
-linear scaling; falling means fixed per-batch costs being amortised; rising means the step
-got memory-bound (caches, allocator) at that size.
+Every point is ``VAEGAN.training_step`` (GAN on) under ``Trainer.fit`` on a fixed batch, all
+points interleaved. The detail column gives the cost per image-pixel relative to the first
+point of its curve: flat means linear scaling; falling means fixed per-batch costs being
+amortised; rising means the step got memory-bound (caches, allocator) at that size.
 """
 
 from __future__ import annotations
@@ -11,7 +11,6 @@ from __future__ import annotations
 import statistics
 
 from vaegan.bench.context import GAN_ON, Context
-from vaegan.bench.steps import vaegan_step
 from vaegan.bench.table import Row, ms
 from vaegan.bench.timing import interleaved
 
@@ -24,13 +23,11 @@ def scaling(ctx: Context) -> list[Row]:
         "image size": [(p.image_batch, s) for s in p.image_sizes],
     }
     points = list(dict.fromkeys(pt for curve in curves.values() for pt in curve))
-    loops = {
-        pt: ctx.synthetic_loop(
-            ctx.config(GAN_ON, f"data.batch_size={pt[0]}", f"data.image_size={pt[1]}"), vaegan_step
-        )
+    fits = {
+        pt: ctx.compute_fit(GAN_ON, f"data.batch_size={pt[0]}", f"data.image_size={pt[1]}")
         for pt in points
     }
-    times = {pt: statistics.median(t) for pt, t in interleaved(loops, p.repeats).items()}
+    times = {pt: statistics.median(t) for pt, t in interleaved(fits, p.repeats).items()}
     rows = []
     for curve, pts in curves.items():
         batch0, size0 = pts[0]

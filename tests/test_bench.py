@@ -73,3 +73,75 @@ def test_external_measure_missing_failing_or_odd() -> None:
     finally:
         del sys.modules["vaegan.bench._broken"]
     assert row.result == "not run" and "boom" in row.detail
+
+
+# ---------------------------------------------------------------- what the bench times
+
+
+def _tiny_cfg(tmp_path: Path, *extra: str):
+    from vaegan.bench.config import TINY, bench_config
+    from vaegan.bench.context import COMPUTE
+
+    return bench_config(tmp_path / "cfg", [*COMPUTE, *TINY, "trainer=cpu", *extra])
+
+
+def _fit(cfg, tmp_path: Path, design: str, steps: int, hooks=None):
+    from vaegan.bench.fit import BatchClock, SyntheticData, fit
+
+    def prepare(module) -> None:
+        for name, hook in (hooks or {}).items():
+            getattr(module, name).register_forward_hook(hook)
+
+    torch.manual_seed(int(cfg.seed))  # build_players seeds the same way
+    return fit(cfg, SyntheticData(cfg), tmp_path / design, BatchClock(1, steps), design,
+               prepare)
+
+
+def _params(module_or_players) -> list[torch.Tensor]:
+    nets = (
+        (module_or_players.autoencoder, module_or_players.discriminator)
+        if hasattr(module_or_players, "autoencoder")
+        else (module_or_players.ae, module_or_players.disc)
+    )
+    return [p.detach().clone() for net in nets for p in net.parameters()]
+
+
+def test_plain_loop_trains_what_training_step_trains(tmp_path: Path) -> None:
+    """Row 1 divides Trainer.fit by the plain loop: the loop must do the module's work."""
+    from vaegan.bench.fit import SyntheticData
+    from vaegan.bench.loop import LoopBench, cycle
+    from vaegan.bench.players import build_players
+    from vaegan.bench.steps import plain_step
+
+    cfg = _tiny_cfg(tmp_path, "gan_start=1")  # one step without the GAN, two with
+    module = _fit(cfg, tmp_path, "vaegan", 3)
+    players = build_players(cfg, torch.device("cpu"))
+    # a loader, as row 1 reads one: starting its iterator draws from torch's RNG, as in fit
+    batches = cycle(SyntheticData(cfg).train_dataloader(), torch.device("cpu"))
+    LoopBench(players, batches, plain_step, 3, 0)
+    fitted, plain = _params(module), _params(players)
+    assert any(not torch.equal(a, b) for a, b in zip(fitted, _params(build_players(
+        cfg, torch.device("cpu"))), strict=True)), "nothing was trained"
+    for a, b in zip(fitted, plain, strict=True):
+        torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-6)
+
+
+def test_reference_is_ldms_two_forward_step(tmp_path: Path) -> None:
+    """Before gan_start LDM's step runs two autoencoder forwards (the second frozen), three
+    discriminator forwards and a zeroed discriminator step; its generator update is vaegan's."""
+    cfg = _tiny_cfg(tmp_path, "gan_start=1000")
+    calls: dict[str, list[bool]] = {"autoencoder": [], "discriminator": []}
+
+    def record(name: str):
+        def hook(module, *_):
+            calls[name].append(any(p.requires_grad for p in module.parameters()))
+        return hook
+
+    hooks = {name: record(name) for name in calls}
+    ref = _fit(cfg, tmp_path, "reference", 1, hooks)
+    assert calls == {"autoencoder": [True, False], "discriminator": [False, True, True]}
+    calls = {"autoencoder": [], "discriminator": []}
+    mine = _fit(cfg, tmp_path, "vaegan", 1, {name: record(name) for name in calls})
+    assert calls == {"autoencoder": [True], "discriminator": []}
+    for a, b in zip(_params(ref), _params(mine), strict=True):
+        torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-6)

@@ -5,7 +5,7 @@ BIN     := $(VENV)/bin
 STAMP   := $(VENV)/.installed
 ARGS    ?=
 
-.PHONY: install train test lint bench study clean
+.PHONY: install train test lint bench bench-gpu study clean
 
 install: $(STAMP)
 
@@ -31,6 +31,12 @@ lint: install
 # writes bench/RESULTS.md. ARGS=--quick for ~1 min; ARGS="--only designs,memory" for a part.
 bench: install
 	$(BIN)/python -m vaegan.bench $(ARGS)
+
+# Stable Diffusion kl-f8 scale on one CUDA GPU (<= 8 min, no downloads): both step designs,
+# peak memory, each GPU option, a 200-step DDP run; writes bench/RESULTS-gpu.md.
+# ARGS=--dry-run runs the same code on the CPU at tiny sizes (~30 s; the test suite runs it).
+bench-gpu: install
+	$(BIN)/python -m vaegan.bench.gpu $(ARGS)
 
 # The KL study (README "The KL study"): trains every arm x seed x regime of
 # conf/study/study.yaml (GAN arms with their paired no-GAN branch) and writes study/REPORT.md.

@@ -145,3 +145,23 @@ def test_reference_is_ldms_two_forward_step(tmp_path: Path) -> None:
     assert calls == {"autoencoder": [True], "discriminator": []}
     for a, b in zip(_params(ref), _params(mine), strict=True):
         torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-6)
+
+
+@pytest.mark.timeout(120)
+def test_gpu_check_dry_run_runs_every_section(tmp_path: Path) -> None:
+    """``make bench-gpu``'s code path at tiny sizes on the CPU: every section gives numbers."""
+    from vaegan.bench.gpu import main as gpu_main
+
+    out = tmp_path / "RESULTS-gpu.md"
+    threads = torch.get_num_threads()
+    try:
+        gpu_main(["--dry-run", "--out", str(out)])
+    finally:
+        torch.set_num_threads(threads)
+    text = out.read_text()
+    assert "CPU (dry run)" in text and "**Dry run**" in text
+    for measure in ("one forward vs two, GAN on", "one forward vs two, GAN off",
+                    "peak memory, vaegan, GAN on / reference", "DDP run", "speed flag bf16",
+                    "speed flag LDM's softmax attention", "not measured (no vaegan option)"):
+        assert measure in text, f"{measure} missing:\n{text}"
+    assert "not run" not in text and "failed" not in text and "skipped" not in text, text

@@ -95,6 +95,14 @@ def test_preempted_control_resumes_with_the_same_command(runs, tmp_path):
     assert_same_curves(run_dir / "control", runs["never"], range(GAN_START, STEPS))
     assert_same_curves(run_dir, runs["plain"], range(STEPS))
 
+    files = [p for p in run_dir.rglob("*") if p.is_file() and p.name != ".vaegan.lock"]
+    stamps = {p: p.stat().st_mtime_ns for p in files}
+    again = train_tiny(run_dir, *overrides)  # a finished pair: nothing to train or touch
+    assert again["finished"] and again["control"]["gen_step"] == STEPS
+    assert {p: p.stat().st_mtime_ns for p in files} == stamps
+    with pytest.raises(ConfigError, match="must be >= the 12 generator steps"):
+        train_tiny(run_dir, *overrides[1:], "steps=10")  # below the checkpoints: an error
+
 
 @pytest.mark.parametrize(
     ("overrides", "message"),

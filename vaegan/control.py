@@ -31,10 +31,10 @@ import lightning as L
 from omegaconf import DictConfig, OmegaConf, open_dict
 
 from vaegan.analysis.runs import CONTROL_DIR
-from vaegan.checkpoint_io import checkpoint_gen_step
 from vaegan.config import ConfigError
 from vaegan.logging.wandb import finish_wandb
 from vaegan.redact import redact_config
+from vaegan.rundir import RunFinished, check_not_finished
 from vaegan.slurm import resolve_ckpt_path
 from vaegan.sweep import RUN_INFO, mark_run
 
@@ -134,7 +134,13 @@ def save_branch_config(cfg: DictConfig, branch_dir: Path) -> None:
 
 
 def _finished(ckpt: str | Path | None, steps: int) -> bool:
-    return ckpt is not None and Path(ckpt).is_file() and checkpoint_gen_step(ckpt) >= steps
+    """The run-dir rule for one branch: finished at ``steps``; ``steps`` below it is an error."""
+    try:
+        check_not_finished(ckpt, steps)
+    except RunFinished as done:
+        log.warning("gan_control: %s", done)
+        return True
+    return False
 
 
 def _status(run_dir: Path) -> str | None:
@@ -153,9 +159,8 @@ def run_pair(
     steps = int(cfg.steps)
     result: dict[str, Any] = {"run_dir": str(run_dir), "metrics": {}, "gen_step": steps}
     gan_cfg, _ = branch_config(cfg, GAN, run_dir)
-    if _finished(resolve_ckpt_path(cfg.get("ckpt_path"), run_dir), steps):
-        log.info("gan_control: the GAN branch in %s is finished; skipping it", run_dir)
-    else:
+    gan_finished = _finished(resolve_ckpt_path(cfg.get("ckpt_path"), run_dir), steps)
+    if not gan_finished:
         result = fit(gan_cfg, run_dir)
         if result["gen_step"] < steps:  # stopped (signal): the control must wait
             return result
@@ -169,9 +174,9 @@ def run_pair(
             "resumed past gan_start without gan_control has no fork)"
         )
     control_cfg, control_dir = branch_config(cfg, CONTROL, run_dir)
-    if _finished(control_cfg.ckpt_path, steps):
-        log.info("gan_control: the control in %s is finished; skipping it", control_dir)
-        return {**result, "control": {"run_dir": str(control_dir), "gen_step": steps}}
+    if _finished(control_cfg.ckpt_path, steps):  # both finished: say so, touch nothing
+        control_result = {"run_dir": str(control_dir), "gen_step": steps}
+        return {**result, "finished": gan_finished, "control": control_result}
     log.info("gan_control: no-GAN branch from %s into %s", control_cfg.ckpt_path, control_dir)
     save_branch_config(control_cfg, control_dir)
     control = fit(control_cfg, control_dir)

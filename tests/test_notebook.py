@@ -30,7 +30,7 @@ def test_notebook_is_stored_without_outputs():
 
 def test_notebook_plots_and_diagnoses_a_tiny_run(tmp_path, monkeypatch):
     run_dir = tmp_path / "runs" / "tiny"
-    train_tiny(run_dir)
+    train_tiny(run_dir, "gan_control=true")  # with its no-GAN branch in tiny/control/
     monkeypatch.setenv("VAEGAN_RUNS", str(tmp_path / "runs"))
     monkeypatch.setenv("WANDB_MODE", "offline")
     monkeypatch.delenv("MPLBACKEND", raising=False)
@@ -40,6 +40,7 @@ def test_notebook_plots_and_diagnoses_a_tiny_run(tmp_path, monkeypatch):
     text = outputs_text(nb)
     assert "1 runs" in text and str(run_dir) in text
     assert "### tiny: **" in text  # the diagnosis headline of the run
+    assert "**GAN effect: " in text  # read against its no-GAN branch, not counted as a run
     assert "| run |" in text  # the comparison table
     assert "wandb runs skipped" in text
     images = [o for c in nb.cells for o in c.get("outputs", []) if "image/png" in o.get("data", {})]

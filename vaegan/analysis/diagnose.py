@@ -204,13 +204,23 @@ class _Diagnoser:
 def diagnose(run: Run, thresholds: DiagnosisThresholds | None = None) -> Diagnosis:
     """Classify the KL trajectory of `run`; see `DiagnosisThresholds` for the rules."""
     dg = _Diagnoser(run, thresholds or DiagnosisThresholds())
+    th = dg.th
+    # The pair has its own gate (KL points in its late window), so it is read even when the
+    # run is too short for a verdict on the whole trajectory.
+    dg.d.gan_effect = gan_effect(
+        run, smooth_frac=th.smooth_frac, kl_growth=th.kl_growth, plateau_ratio=th.plateau_ratio,
+        min_points=th.min_window_points, edge=th.edge_frac, gan_rec_worsen=th.gan_rec_worsen,
+        gan_psnr_drop_db=th.gan_psnr_drop_db,
+    )
+    if dg.d.gan_effect is not None and dg.d.gan_effect.gan_overweighted:
+        dg.d.flags.append(FLAG_GAN_HEAVY)
     raw = run.get("train/kl")
     n = 0 if raw is None else len(raw)
     dg.ev("kl_points", n)
-    if raw is None or n < dg.th.min_points:
+    if raw is None or n < th.min_points:
         dg.say(
             nonfinite_note(run, "train/kl")  # a diverged KL is not "too little data"
-            or f"Too little data: train/kl has {n} points, need {dg.th.min_points}"
+            or f"Too little data: train/kl has {n} points, need {th.min_points}"
             " (threshold min_points); no verdict."
         )
         return dg.d
@@ -220,15 +230,6 @@ def diagnose(run: Run, thresholds: DiagnosisThresholds | None = None) -> Diagnos
     if window is not None:
         _gan_plateau(dg, *window)
         _gan_overweighted(dg, window[0])
-    th = dg.th
-    dg.d.gan_effect = gan_effect(
-        run, smooth_frac=th.smooth_frac, kl_growth=th.kl_growth, plateau_ratio=th.plateau_ratio,
-        min_points=th.min_window_points, edge=th.edge_frac, gan_rec_worsen=th.gan_rec_worsen,
-        gan_psnr_drop_db=th.gan_psnr_drop_db,
-    )
-    if dg.d.gan_effect is not None and dg.d.gan_effect.gan_overweighted:
-        if FLAG_GAN_HEAVY not in dg.d.flags:
-            dg.d.flags.append(FLAG_GAN_HEAVY)
     return dg.d
 
 
@@ -511,7 +512,8 @@ def _gan_overweighted(dg: _Diagnoser, gs: float) -> None:
         if bad:
             worse.append(f"{name} {fmt(at)} at gan_start -> {fmt(end)} at the end, {unit}")
     if worse:
-        dg.d.flags.append(FLAG_GAN_HEAVY)
+        if FLAG_GAN_HEAVY not in dg.d.flags:  # the pair may have flagged it already
+            dg.d.flags.append(FLAG_GAN_HEAVY)
         dg.say(
             "Reconstruction got worse after GAN start (W1: adversarial weight too large?): "
             + "; ".join(worse)

@@ -36,9 +36,11 @@ PARTS = {  # FlopCounterMode's module names -> the part they belong to (first ma
 
 
 def reference_step(p: Players, x: torch.Tensor, step: int) -> None:
-    """LDM's step on plain players, as ``reference.LDMReference`` runs it under Lightning."""
-    plain_step(p, x, step)  # optimizer_idx 0 with the GAN on does what vaegan's generator does
-    with p.toggled(p.opt_d):  # ... and optimizer_idx 1 runs the autoencoder again, frozen
+    """The arithmetic of LDM's step (``reference.LDMReference``), in either phase: vaegan's
+    GAN-on step (LDM does that work before ``disc_start`` too, multiplied by 0) plus a second,
+    frozen autoencoder forward."""
+    plain_step(p, x, p.gan.gan_start)  # a step with the GAN on
+    with p.toggled(p.opt_d):
         p.ae(x)
 
 

@@ -63,3 +63,26 @@ def test_bf16_autocast_keeps_the_loss_within_bf16_tolerance(built) -> None:
     for term in ("loss", "rec", "kl", "perceptual"):
         torch.testing.assert_close(got.logs[term].float(), want.logs[term], rtol=3e-2, atol=1e-4,
                                    msg=f"{term} moved beyond bf16 tolerance")
+
+
+def test_fused_adam_takes_the_same_steps(built) -> None:
+    """``optim.fused=true`` is a kernel choice: an Adam step lands on the same weights (one
+    step: over several, Adam's normalisation amplifies rounding wherever a gradient is ~0)."""
+    from omegaconf import OmegaConf
+
+    from vaegan.module import OptimConfig
+
+    module, x = built
+    weights = []
+    for fused in (False, True):
+        m = copy.deepcopy(module)
+        m.optim = OptimConfig(**{**OmegaConf.to_container(OmegaConf.structured(m.optim)),
+                                 "fused": fused})
+        (opt_g, _), _ = m.configure_optimizers()
+        assert opt_g.defaults["fused"] is fused
+        _loss_and_grads(m, x)
+        opt_g.step()
+        weights.append(torch.cat([p.detach().flatten() for p in m.autoencoder.parameters()]))
+    assert not torch.equal(weights[0], torch.cat(
+        [p.detach().flatten() for p in module.autoencoder.parameters()])), "nothing was trained"
+    torch.testing.assert_close(weights[1], weights[0], rtol=1e-5, atol=1e-6)

@@ -38,6 +38,7 @@ class OptimConfig:
     grad_clip: float | None = None
     disc_grad_clip: float | None = None
     accumulate: int = 1
+    fused: bool = False  # torch's fused Adam kernel (CUDA, CPU): the same update in fewer kernels
 
     def __post_init__(self) -> None:
         self.betas = tuple(self.betas)  # type: ignore[assignment]
@@ -95,13 +96,15 @@ class VAEGAN(L.LightningModule):
     def configure_optimizers(self) -> Any:
         o = self.optim
         opt_g = torch.optim.Adam(
-            self.generator_parameters(), lr=o.lr, betas=o.betas, weight_decay=o.weight_decay
+            self.generator_parameters(), lr=o.lr, betas=o.betas, weight_decay=o.weight_decay,
+            fused=o.fused,
         )
         opt_d = torch.optim.Adam(
             self.discriminator.parameters(),
             lr=o.disc_lr or o.lr,
             betas=o.betas,
             weight_decay=o.weight_decay,
+            fused=o.fused,
         )
 
         def warmup(step: int) -> float:

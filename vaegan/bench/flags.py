@@ -31,14 +31,15 @@ class Flag:
 
 
 def flag_list(device: torch.device, compile_: bool, baseline_ac: str = "none") -> list[Flag]:
-    """The flags that exist as options on ``device`` (fused Adam and TF32 have no vaegan
-    option; attention is SDPA by default, so its flag is the plain-softmax baseline)."""
+    """The flags that exist as options on ``device`` (TF32 matmuls have no vaegan option;
+    attention is SDPA by default, so its flag is the plain-softmax baseline)."""
     flags = [
         Flag("`channels_last` (models)", change="channels_last"),
         Flag("bf16 autocast (`trainer.precision=bf16-mixed`)", ("trainer.precision=bf16-mixed",)),
         Flag("LDM's softmax attention instead of SDPA", change="plain_attention"),
         Flag("cuDNN autotuning (`trainer.benchmark=true`)", ("trainer.benchmark=true",), None,
              True),
+        Flag("fused Adam (`optim.fused=true`)", ("optim.fused=true",)),
         *(
             Flag(f"`model.activation_checkpointing={mode}`",
                  (f"model.activation_checkpointing={mode}",))

@@ -34,7 +34,7 @@ bench: install
 
 # Stable Diffusion kl-f8 scale on one CUDA GPU (<= 8 min, no downloads): both step designs,
 # peak memory, each GPU option, a 200-step DDP run; writes bench/RESULTS-gpu.md.
-# ARGS=--dry-run runs the same code on the CPU at tiny sizes (~30 s; the test suite runs it).
+# ARGS=--dry-run runs the same code on the CPU at tiny sizes (~15 s; the test suite runs it).
 bench-gpu: install
 	$(BIN)/python -m vaegan.bench.gpu $(ARGS)
 

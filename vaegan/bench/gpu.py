@@ -137,7 +137,8 @@ def _ddp(ctx: Context, plan: Plan) -> None:
                "logger=csv", f"hydra.run.dir={tmp}/run", f"paths.output_dir={tmp}/run"]
         start = time.perf_counter()
         proc = subprocess.run(cmd, capture_output=True, text=True, check=False,
-                              timeout=max(plan.left(), 60))
+                              timeout=max(plan.left(), 60),
+                              env={**os.environ, "HYDRA_FULL_ERROR": "1"})  # its traceback
         wall = time.perf_counter() - start
         metrics = Path(tmp) / "run" / "csv" / "metrics.csv"
         rows = metrics.read_text().splitlines() if metrics.is_file() else []
@@ -240,7 +241,6 @@ def main(argv: list[str] | None = None) -> str:
                          "the same code on the CPU at tiny sizes)")
     plan = Plan(args.dry_run, args.budget, 2 if args.dry_run else args.ddp_steps)
     args.out.parent.mkdir(parents=True, exist_ok=True)
-    os.environ.setdefault("HYDRA_FULL_ERROR", "1")
     text = run(plan, device, args.out, shlex.join(["python", "-m", "vaegan.bench.gpu", *argv]))
     print(text)
     return text

@@ -10,6 +10,7 @@ command, and a 2-job multirun.
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -140,14 +141,18 @@ def test_multirun_gives_each_job_its_control(tmp_path):
 
 def test_wandb_gets_the_pair_as_two_runs_of_one_group(tmp_path):
     from tests.test_wandb import offline_run
-    from vaegan.logging.wandb import finish_wandb
 
     run_dir = tmp_path / "pair"
-    try:
-        train_tiny(run_dir, "steps=4", "gan_start=2", "gan_control=true", "logger=wandb",
-                   "loss.objective.perceptual_weight=0", "~callbacks.images")
-    finally:
-        finish_wandb()
+    env = {**os.environ, "WANDB_MODE": "offline", "WANDB_SILENT": "true"}
+    proc = subprocess.run(  # a process of its own: its exit flushes both offline runs
+        [
+            str(Path(sys.executable).parent / "vaegan-train"), "debug=tiny", "steps=4",
+            "gan_start=2", "gan_control=true", "logger=wandb",
+            "loss.objective.perceptual_weight=0", "~callbacks.images", f"hydra.run.dir={run_dir}",
+        ],
+        capture_output=True, text=True, timeout=300, env=env,
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]
     gan, control = offline_run(run_dir), offline_run(run_dir / "control")
     assert gan["run"].run_group == control["run"].run_group == f"quickstart-{run_dir.name}"
     assert control["run"].display_name == gan["run"].display_name + " [no-GAN control]"

@@ -32,6 +32,8 @@ from omegaconf import DictConfig, OmegaConf, open_dict
 
 from vaegan.analysis.runs import CONTROL_DIR
 from vaegan.config import ConfigError
+from vaegan.ddp import hydra_value
+from vaegan.logging.hydra_names import sweep_group
 from vaegan.logging.wandb import finish_wandb
 from vaegan.redact import redact_config
 from vaegan.rundir import RunFinished, check_not_finished
@@ -114,14 +116,10 @@ def branch_config(cfg: DictConfig, branch: str, run_dir: Path) -> tuple[DictConf
 
 
 def _override_value(value: Any) -> str:
-    from vaegan.ddp import hydra_value
-
     return hydra_value(json.dumps(value) if isinstance(value, bool) else str(value))
 
 
 def _pair_group(cfg: DictConfig, run_dir: Path) -> str:
-    from vaegan.logging.hydra_names import sweep_group
-
     return sweep_group() or f"{cfg.run_name}-{Path(run_dir).name}"
 
 

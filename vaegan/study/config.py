@@ -13,7 +13,7 @@ import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from hydra import compose, initialize_config_dir
 from hydra.core.global_hydra import GlobalHydra
@@ -183,6 +183,19 @@ def compose_study(overrides: Sequence[str] = ()) -> dict[str, Any]:
     return OmegaConf.to_container(cfg, resolve=True)  # type: ignore[return-value]
 
 
+T = TypeVar("T")
+
+
+def _only(raw: dict[str, Any], key: str, what: str, known: dict[str, T]) -> dict[str, T]:
+    """``known`` restricted to the names listed under ``key`` (all when empty); unknown ones
+    are a StudyConfigError naming them and the known ones."""
+    wanted = [str(name) for name in raw.get(key) or []]
+    unknown = [name for name in wanted if name not in known]
+    if unknown:
+        raise StudyConfigError(f"{key}={unknown}: unknown {what}; known: {', '.join(known)}")
+    return {name: known[name] for name in wanted} if wanted else known
+
+
 def load_study(overrides: Sequence[str] = ()) -> Study:
     """Compose, check and resolve the study; raises `StudyConfigError` naming what is wrong."""
     raw = compose_study(overrides)
@@ -194,19 +207,9 @@ def load_study(overrides: Sequence[str] = ()) -> Study:
     scale_settings = _auto_settings(dict(scale.get("settings") or {}))
     arms = _arms(raw, regimes, scale_settings, names)
     claims = {cid: _claim(cid, c, raw.get("gates") or {}) for cid, c in raw["claims"].items()}
-    only = [str(c) for c in raw.get("only") or []]
-    unknown = [c for c in only if c not in claims]
-    if unknown:
-        raise StudyConfigError(f"only={unknown}: unknown claim ids; known: {', '.join(claims)}")
-    if only:
-        claims = {c: claims[c] for c in only}
-    only_regimes = [str(r) for r in raw.get("only_regimes") or []]
-    unknown = [r for r in only_regimes if r not in regimes]
-    if unknown:
-        raise StudyConfigError(f"only_regimes={unknown}: unknown; known: {', '.join(regimes)}")
-    if only_regimes:
-        regimes = {r: regimes[r] for r in only_regimes}
-        arms = {k: a for k, a in arms.items() if a.regime in regimes}
+    claims = _only(raw, "only", "claim ids", claims)
+    regimes = _only(raw, "only_regimes", "regimes", regimes)
+    arms = {k: a for k, a in arms.items() if a.regime in regimes}
     common = tuple(expand(o, names) for o in [*RUN_DEFAULTS, *scale.get("overrides", []),
                                               *raw.get("extra", [])])
     study = Study(

@@ -15,7 +15,7 @@ from tests.test_train import column, read_metrics
 from vaegan.callbacks.discriminator import DiscriminatorStats
 from vaegan.callbacks.gradients import GradientAttribution, term_gradient_norms
 from vaegan.callbacks.latent import LatentStats, posterior_stats, unit_activity
-from vaegan.logging import once
+from vaegan.loggers import once
 from vaegan.models.autoencoder import AutoencoderKL
 from vaegan.models.distributions import DiagonalGaussian
 from vaegan.train import build_callbacks

@@ -18,7 +18,7 @@ from hydra.core.override_parser.overrides_parser import OverridesParser
 
 from tests.conftest import compose_config
 from tests.test_train import column, read_metrics
-from vaegan.ddp import JobObserver, child_command
+from vaegan.cluster.ddp import JobObserver, child_command
 
 REPO = Path(__file__).resolve().parent.parent
 EXE = Path(sys.executable).parent / "vaegan-train"

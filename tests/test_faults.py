@@ -23,12 +23,12 @@ from hydra.core.global_hydra import GlobalHydra
 
 from tests.conftest import compose_config, train_tiny
 from tests.test_train import column, read_metrics
-from vaegan import rundir
-from vaegan.checkpoint_io import CheckpointError, check_resumable
-from vaegan.config import ConfigError, validate
+from vaegan.app import rundir
+from vaegan.app.checkpoint_io import CheckpointError, check_resumable
+from vaegan.app.config import ConfigError, validate
+from vaegan.app.rundir import RunDirError
 from vaegan.losses.objective import VAEGANObjective
 from vaegan.models.distributions import DiagonalGaussian
-from vaegan.rundir import RunDirError
 from vaegan.train import build_module, main
 
 FAST = ("callbacks=none", "gan_start=1")  # no diagnostics callbacks: seconds per run
@@ -164,7 +164,7 @@ def test_kl_and_adaptive_weight_stay_fp32_under_bf16_autocast():
 
 CHILD = """
 import sys, torch
-from vaegan.checkpoint_io import AtomicCheckpointIO
+from vaegan.app.checkpoint_io import AtomicCheckpointIO
 src, dst = sys.argv[1], sys.argv[2]
 ckpt = torch.load(src, map_location="cpu", weights_only=True)
 io = AtomicCheckpointIO()

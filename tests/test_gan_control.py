@@ -20,7 +20,7 @@ import torch
 
 from tests.conftest import train_tiny
 from tests.test_train import column, read_metrics
-from vaegan.config import ConfigError
+from vaegan.app.config import ConfigError
 
 STEPS, GAN_START = 12, 6
 COMMON = (

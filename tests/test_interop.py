@@ -165,7 +165,7 @@ def test_diffusers_to_vaegan_training_to_diffusers_and_ldm(sd_vae, tiny_run, tmp
                                   "image-size"])
 def test_pretrained_config_mistakes_are_one_line_before_training(sd_vae, tiny_run, tmp_path,
                                                                   case) -> None:
-    from vaegan.config import ConfigError
+    from vaegan.app.config import ConfigError
 
     _, path = sd_vae
     overrides, match = {

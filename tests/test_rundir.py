@@ -81,7 +81,7 @@ def test_steps_below_the_checkpoint_is_one_line_and_touches_nothing(
 LOCK_HOLDER = """
 import sys, time
 from pathlib import Path
-from vaegan.rundir import run_dir_lock
+from vaegan.app.rundir import run_dir_lock
 with run_dir_lock(Path(sys.argv[1])):
     print("locked", flush=True)
     time.sleep(120)
@@ -151,7 +151,7 @@ def test_lock_is_reentrant_nested_dirs_lock_apart_and_child_ranks_are_let_throug
 ):
     """What a gan_control job (RUN_DIR, then RUN_DIR/control, same process) and DDP child
     ranks (rank 0's dir, rank 0's decision) need from the guards."""
-    from vaegan.rundir import LOCK_FILE, claim_run_dir, run_dir_lock
+    from vaegan.app.rundir import LOCK_FILE, claim_run_dir, run_dir_lock
 
     (tmp_path / "csv").mkdir()
     (tmp_path / "csv" / "metrics.csv").write_text("step\n0\n")  # a run is here

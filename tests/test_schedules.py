@@ -4,7 +4,7 @@ import math
 
 import pytest
 
-from vaegan.schedules import BetaSchedule, GanSchedule
+from vaegan.core.schedules import BetaSchedule, GanSchedule
 
 
 def test_constant_is_beta_from_step_zero():

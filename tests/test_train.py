@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import compose_config, train_tiny
-from vaegan.config import ConfigError, validate
+from vaegan.app.config import ConfigError, validate
 
 CONF = Path(__file__).resolve().parent.parent / "conf"
 CONTRACT_TRAIN = [

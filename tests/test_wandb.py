@@ -17,8 +17,8 @@ from wandb.proto import wandb_internal_pb2 as pb
 
 from tests.conftest import compose_config
 from tests.test_train import CONTRACT_TRAIN, CONTRACT_VAL
-from vaegan.logging import once
-from vaegan.logging.wandb import SafeWandbLogger, finish_wandb, make_wandb_logger
+from vaegan.loggers import once
+from vaegan.loggers.wandb import SafeWandbLogger, finish_wandb, make_wandb_logger
 from vaegan.train import build_loggers
 
 CONTRACT_LATENT = ["latent/mu_mean", "latent/mu_std", "latent/logvar_mean", "latent/logvar_min",

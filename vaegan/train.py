@@ -19,19 +19,19 @@ from hydra.utils import instantiate
 from lightning.pytorch.loggers import Logger
 from omegaconf import DictConfig, OmegaConf, open_dict
 
-from vaegan.callbacks.requeue import exit_if_stopped, stopped_by
-from vaegan.checkpoint_io import AtomicCheckpointIO, check_resumable
-from vaegan.config import faults_config, perceptual_min_size, schedules, validate
-from vaegan.control import ForkCheckpoint, fork_path, run_pair
-from vaegan.data_health import skipped_images
-from vaegan.errors import config_errors, one_line_errors
-from vaegan.logging.resumable_csv import ResumableCSVLogger
-from vaegan.logging.wandb import finish_wandb, log_run_config
+from vaegan.app.checkpoint_io import AtomicCheckpointIO, check_resumable
+from vaegan.app.config import faults_config, perceptual_min_size, schedules, validate
+from vaegan.app.control import ForkCheckpoint, fork_path, run_pair
+from vaegan.app.errors import config_errors, one_line_errors
+from vaegan.app.redact import redact_argv, redact_config, redact_overrides
+from vaegan.app.rundir import claim, ensure_space, ensure_writable, run_dir_lock
+from vaegan.app.sweep import record_job
+from vaegan.cluster.requeue import exit_if_stopped, stopped_by
+from vaegan.core.module import VAEGAN, OptimConfig
+from vaegan.data.health import skipped_images
+from vaegan.loggers.resumable_csv import ResumableCSVLogger
+from vaegan.loggers.wandb import finish_wandb, log_run_config
 from vaegan.losses.perceptual import Perceptual
-from vaegan.module import VAEGAN, OptimConfig
-from vaegan.redact import redact_argv, redact_config, redact_overrides
-from vaegan.rundir import claim, ensure_space, ensure_writable, run_dir_lock
-from vaegan.sweep import record_job
 
 log = logging.getLogger("vaegan")
 
@@ -110,7 +110,7 @@ def write_run_info(cfg: DictConfig, run_dir: Path) -> None:
         "rec_reduction": str(cfg.loss.objective.rec_reduction),
         "overrides": redact_overrides(overrides),
     }
-    if cfg.get("branch"):  # one branch of a gan_control pair (vaegan/control.py)
+    if cfg.get("branch"):  # one branch of a gan_control pair (vaegan/app/control.py)
         info["branch"] = str(cfg.branch)
         info["fork_step"] = int(cfg.gan_start)
     (run_dir / "run_info.json").write_text(json.dumps(info, indent=2))

@@ -23,7 +23,7 @@ from torch.utils.data import DataLoader
 from vaegan.bench.players import synthetic_batch
 from vaegan.bench.reference import BUILDERS
 from vaegan.bench.timing import now
-from vaegan.module import VAEGAN
+from vaegan.core.module import VAEGAN
 from vaegan.train import build_trainer
 
 Prepare = Callable[[VAEGAN], None]

@@ -13,8 +13,8 @@ import functools
 import torch
 from torch import Tensor, nn
 
+from vaegan.core.module import VAEGAN
 from vaegan.models.autoencoder import AttnBlock
-from vaegan.module import VAEGAN
 
 
 class Swish(nn.Module):

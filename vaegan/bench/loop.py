@@ -12,7 +12,7 @@ from torch import Tensor
 from vaegan.bench.players import Players
 from vaegan.bench.steps import Step
 from vaegan.bench.timing import now
-from vaegan.module import batch_images
+from vaegan.core.module import batch_images
 
 
 def cycle(loader: Iterable, device: torch.device) -> Iterator[Tensor]:

@@ -13,8 +13,8 @@ from collections.abc import Callable
 import torch
 
 from vaegan.bench.ldm_ops import ldm_ops, plain_attention
+from vaegan.core.module import VAEGAN
 from vaegan.models.autoencoder import ACTIVATION_CHECKPOINTING
-from vaegan.module import VAEGAN
 
 
 def channels_last(m: VAEGAN) -> None:

@@ -15,10 +15,10 @@ import torch
 from omegaconf import DictConfig
 from torch import Tensor, nn
 
+from vaegan.core.module import VAEGAN
+from vaegan.core.schedules import BetaSchedule, GanSchedule
 from vaegan.losses.objective import VAEGANObjective
 from vaegan.models.autoencoder import AutoencoderKL
-from vaegan.module import VAEGAN
-from vaegan.schedules import BetaSchedule, GanSchedule
 from vaegan.train import build_module
 
 

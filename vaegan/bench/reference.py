@@ -22,7 +22,7 @@ from typing import Any
 
 from omegaconf import DictConfig
 
-from vaegan.module import VAEGAN, batch_images
+from vaegan.core.module import VAEGAN, batch_images
 from vaegan.train import build_module
 
 

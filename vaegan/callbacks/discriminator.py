@@ -19,7 +19,7 @@ from torch import Tensor, nn
 from torch.func import functional_call
 
 from vaegan.callbacks.emit import due, log_scalars
-from vaegan.logging.once import warn_once
+from vaegan.loggers.once import warn_once
 from vaegan.losses.objective import GeneratorOutput
 from vaegan.models.distributions import DiagonalGaussian
 

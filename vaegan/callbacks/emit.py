@@ -17,8 +17,8 @@ from lightning.pytorch.loggers import WandbLogger
 from lightning.pytorch.utilities import rank_zero_only
 from torch import Tensor
 
-from vaegan.logging.once import warn_once
-from vaegan.module import batch_images
+from vaegan.core.module import batch_images
+from vaegan.loggers.once import warn_once
 
 
 def due(gen_step: int, every: int | None) -> bool:

@@ -87,7 +87,7 @@ def export_ldm(model: AutoencoderKL, out: str | Path) -> Path:
     """LDM's first-stage checkpoint: ``{"state_dict": {encoder.*, decoder.*, quant_conv.*,
     post_quant_conv.*}}`` (a ``.safetensors`` path gets the bare state dict), what LDM's
     ``AutoencoderKL(ckpt_path=...)`` and SD UIs load as a VAE."""
-    from vaegan.checkpoint_io import atomic_save
+    from vaegan.app.checkpoint_io import atomic_save
 
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)

@@ -22,6 +22,7 @@ from dataclasses import dataclass, field
 import torch
 from torch import Tensor, nn
 
+from vaegan.core.precision import autocast_off, fp32_posterior
 from vaegan.losses.adversarial import (
     adaptive_weight,
     discriminator_loss,
@@ -34,7 +35,6 @@ from vaegan.losses.reconstruction import (
     reduce_per_sample,
 )
 from vaegan.models.distributions import DiagonalGaussian
-from vaegan.precision import autocast_off, fp32_posterior
 
 
 @dataclass
@@ -120,7 +120,7 @@ class VAEGANObjective(nn.Module):
         logs["nll"] = nll
         logs["logvar"] = self.logvar
 
-        with autocast_off(x):  # KL in fp32 under mixed precision (see vaegan.precision)
+        with autocast_off(x):  # KL in fp32 under mixed precision (see vaegan.core.precision)
             posterior = fp32_posterior(posterior)
             kl = posterior.kl().mean()
             mu_part, var_part = posterior.kl_parts()

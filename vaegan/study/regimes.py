@@ -16,7 +16,7 @@ from typing import Any
 from hydra.core.global_hydra import GlobalHydra
 from omegaconf import DictConfig, ListConfig, OmegaConf
 
-from vaegan.config import schedules
+from vaegan.app.config import schedules
 from vaegan.study.config import GROUPS, Arm, Study
 from vaegan.train import compose_train_config
 

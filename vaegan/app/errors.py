@@ -20,12 +20,12 @@ from hydra.core.hydra_config import HydraConfig
 from hydra.errors import InstantiationException
 from hydra.types import RunMode
 
-from vaegan.checkpoint_io import CheckpointError
-from vaegan.config import ConfigError
+from vaegan.app.checkpoint_io import CheckpointError
+from vaegan.app.config import ConfigError
+from vaegan.app.rundir import RunDirError
+from vaegan.core.guard import NonFiniteLossError
 from vaegan.data.errors import DataError
-from vaegan.faults import NonFiniteLossError
 from vaegan.losses.perceptual import PretrainedWeightsMissing
-from vaegan.rundir import RunDirError
 
 BAD_INPUT = (ConfigError, DataError, PretrainedWeightsMissing, CheckpointError, RunDirError)
 EXIT_BAD_INPUT = 2

@@ -5,7 +5,7 @@ process environment; this does the same, except that on SLURM its mid-step auto-
 switched off. Lightning's requeue handler saves the checkpoint *inside* the signal handler,
 wherever the main thread happens to be: between the generator and the discriminator step of a
 batch, or, under DDP, while another rank is in an all-reduce (its save has a barrier).
-``vaegan.callbacks.requeue.RequeueOnSignal`` saves at the next generator-step boundary instead,
+``vaegan.cluster.requeue.RequeueOnSignal`` saves at the next generator-step boundary instead,
 so a requeued run resumes exactly (``ckpt_path=last``).
 """
 

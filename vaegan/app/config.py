@@ -14,19 +14,19 @@ import torch
 from omegaconf import DictConfig, ListConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
-from vaegan.faults import FaultsConfig
+from vaegan.core.guard import FaultsConfig
+from vaegan.core.schedules import BETA_SCHEDULES, BetaSchedule, GanSchedule
 from vaegan.models.autoencoder import (
     ACTIVATION_CHECKPOINTING,
     activation_checkpointing_error,
 )
-from vaegan.schedules import BETA_SCHEDULES, BetaSchedule, GanSchedule
 
 
 class ConfigError(ValueError):
     """A config value that cannot work; the message names the key and the fix."""
 
 
-# `on_existing_run`: what a new run does with a run dir that holds another run (vaegan/rundir.py)
+# `on_existing_run`: what a new run does with a run dir that holds another run (app/rundir.py)
 ON_EXISTING = ("refuse", "overwrite", "sibling")
 
 

@@ -3,9 +3,9 @@
 ``#SBATCH --signal=USR1@120`` makes SLURM send SIGUSR1 to every task two minutes before the
 time limit. Lightning's own auto-requeue saves inside the signal handler, i.e. wherever the main
 thread is (between the generator and the discriminator step, or, under DDP, while another rank
-is in an all-reduce); see ``vaegan/slurm.py``. Here the handler only sets a flag. At the end of
-each generator step the ranks agree (one all-reduce) whether any of them got the signal; if so
-``last.ckpt`` is written right there, the trainer stops, and rank 0 runs
+is in an all-reduce); see ``vaegan/cluster/slurm.py``. Here the handler only sets a flag. At the
+end of each generator step the ranks agree (one all-reduce) whether any of them got the signal; if
+so ``last.ckpt`` is written right there, the trainer stops, and rank 0 runs
 ``scontrol requeue $SLURM_JOB_ID``. The requeued job runs the same command; with
 ``ckpt_path=last`` it resumes exactly where this one stopped. Off SLURM the signal still means
 "checkpoint and stop": ``kill -USR1 <pid>``.
@@ -26,9 +26,9 @@ from typing import Any
 
 import lightning as L
 
+from vaegan.app.sweep import mark_run
 from vaegan.callbacks.checkpoint import GenStepCheckpoint
-from vaegan.faults import last_checkpoint_path
-from vaegan.sweep import mark_run
+from vaegan.core.guard import last_checkpoint_path
 
 log = logging.getLogger("vaegan")
 

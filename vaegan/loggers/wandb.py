@@ -19,8 +19,8 @@ from typing import Any
 from lightning.pytorch.loggers import Logger, WandbLogger
 from omegaconf import DictConfig, OmegaConf
 
-from vaegan.logging.hydra_names import run_label, sweep_group
-from vaegan.logging.once import warn_once
+from vaegan.loggers.hydra_names import run_label, sweep_group
+from vaegan.loggers.once import warn_once
 
 
 class SafeWandbLogger(WandbLogger):

@@ -23,9 +23,9 @@ from pathlib import Path
 from omegaconf import DictConfig, open_dict
 from torch import nn
 
-from vaegan.checkpoint_io import CheckpointError, checkpoint_gen_step
-from vaegan.config import ON_EXISTING, ConfigError
-from vaegan.slurm import resolve_ckpt_path
+from vaegan.app.checkpoint_io import CheckpointError, checkpoint_gen_step
+from vaegan.app.config import ON_EXISTING, ConfigError
+from vaegan.cluster.slurm import resolve_ckpt_path
 
 MARGIN_BYTES = 64 << 20  # logs, image grids and metrics beside the checkpoints
 
@@ -87,7 +87,7 @@ def ensure_space(run_dir: Path, module: nn.Module) -> None:
 # history. Two processes writing it at once interleave their rows and overwrite each other's
 # checkpoints; a fresh run started in a finished run's dir appends a second history to the
 # first. These checks run before anything is written: from the Hydra callback
-# ``vaegan.hydra_callbacks.GuardRunDir`` (before Hydra saves .hydra/) and from ``run()``.
+# ``vaegan.app.hydra_callbacks.GuardRunDir`` (before Hydra saves .hydra/) and from ``run()``.
 
 LOCK_FILE = ".vaegan.lock"
 # What a previous run left that a new run must not mix with (overwrite removes these).

@@ -17,13 +17,13 @@ import torch
 from torch import Tensor, nn
 from torchmetrics.image import PeakSignalNoiseRatio, StructuralSimilarityIndexMeasure
 
-from vaegan import rng
-from vaegan.faults import FaultsConfig, NonFiniteGuard
+from vaegan.core import rng
+from vaegan.core.guard import FaultsConfig, NonFiniteGuard
+from vaegan.core.schedules import BetaSchedule, GanSchedule
 from vaegan.losses.objective import GeneratorOutput, VAEGANObjective
 from vaegan.losses.perceptual import Perceptual
 from vaegan.models.autoencoder import AutoencoderKL
 from vaegan.models.distributions import DiagonalGaussian
-from vaegan.schedules import BetaSchedule, GanSchedule
 
 
 @dataclass

@@ -15,7 +15,8 @@ the resume rule simple: ``ckpt_path=last`` (a requeued job) finishes the GAN bra
 unfinished, then the control from ``control/checkpoints/last.ckpt`` (or the fork).
 
 Each branch is the plain training run under a few overrides (``branch_overrides``), so a DDP
-child rank (``vaegan/ddp.py`` re-runs the Hydra job) trains exactly the branch rank 0 trains.
+child rank (``vaegan/cluster/ddp.py`` re-runs the Hydra job) trains exactly the branch
+rank 0 trains.
 """
 
 from __future__ import annotations
@@ -31,20 +32,20 @@ import lightning as L
 from omegaconf import DictConfig, OmegaConf, open_dict
 
 from vaegan.analysis.runs import CONTROL_DIR
-from vaegan.config import ConfigError
-from vaegan.ddp import hydra_value
-from vaegan.logging.hydra_names import sweep_group
-from vaegan.logging.wandb import finish_wandb
-from vaegan.redact import redact_config
-from vaegan.rundir import RunFinished, check_not_finished
-from vaegan.slurm import resolve_ckpt_path
-from vaegan.sweep import RUN_INFO, mark_run
+from vaegan.app.config import ConfigError
+from vaegan.app.redact import redact_config
+from vaegan.app.rundir import RunFinished, check_not_finished
+from vaegan.app.sweep import RUN_INFO, mark_run
+from vaegan.cluster.ddp import hydra_value
+from vaegan.cluster.slurm import resolve_ckpt_path
+from vaegan.loggers.hydra_names import sweep_group
+from vaegan.loggers.wandb import finish_wandb
 
 log = logging.getLogger("vaegan")
 
 FORK_CKPT = "gan_start.ckpt"  # RUN_DIR/checkpoints/gan_start.ckpt: where the branches fork
 GAN, CONTROL = "gan", "control"  # values of the `branch` key
-_WANDB_TARGET = "vaegan.logging.wandb.make_wandb_logger"
+_WANDB_TARGET = "vaegan.loggers.wandb.make_wandb_logger"
 
 
 def fork_path(run_dir: Path) -> Path:

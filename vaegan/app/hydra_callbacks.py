@@ -15,11 +15,11 @@ from hydra.experimental.callback import Callback
 from hydra.types import RunMode
 from omegaconf import DictConfig, OmegaConf, read_write
 
-from vaegan.checkpoint_io import CheckpointError
-from vaegan.config import ConfigError
-from vaegan.errors import EXIT_BAD_INPUT
-from vaegan.redact import redact_tree, redact_yaml_file
-from vaegan.rundir import (
+from vaegan.app.checkpoint_io import CheckpointError
+from vaegan.app.config import ConfigError
+from vaegan.app.errors import EXIT_BAD_INPUT
+from vaegan.app.redact import redact_tree, redact_yaml_file
+from vaegan.app.rundir import (
     RunDirError,
     archive_hydra_config,
     changed_keys,
@@ -116,7 +116,7 @@ class GuardRunDir(Callback):
 
 class RedactSecrets(Callback):
     """Rewrite ``.hydra/*.yaml`` (and the sweep's ``multirun.yaml``) without secrets, right
-    after Hydra saved them and before the job runs (see ``vaegan.redact``)."""
+    after Hydra saved them and before the job runs (see ``vaegan.app.redact``)."""
 
     def on_job_start(self, config: DictConfig, **kwargs: Any) -> None:
         output_dir = Path(config.hydra.runtime.output_dir)

@@ -26,7 +26,7 @@ from hydra.experimental.callback import Callback
 from hydra.types import RunMode
 from omegaconf import DictConfig, OmegaConf
 
-log = logging.getLogger("vaegan.sweep")
+log = logging.getLogger("vaegan.app.sweep")
 
 RUN_INFO = "run_info.json"
 FAILED = "FAILED"

@@ -203,7 +203,7 @@ class HydraJobLauncher(_SubprocessScriptLauncher):
 class HydraDDPStrategy(DDPStrategy):
     """``DDPStrategy`` with ``find_unused_parameters=True`` (see the module docstring) and
     ``HydraJobLauncher``. ``timeout_s`` bounds a collective (a hung rank fails, not waits);
-    ``child_overrides`` are added to the child ranks' command (set by ``vaegan/control.py``)."""
+    ``child_overrides`` are added to the child ranks' command (set by ``vaegan/app/control.py``)."""
 
     def __init__(
         self,

@@ -1,0 +1,1 @@
+"""The application around a run: config validation, run dir, checkpoint I/O, errors, sweeps."""

@@ -1,0 +1,83 @@
+"""The run directory's layout: every name a run writes below RUN_DIR, defined once.
+
+Light on purpose (pathlib only): ``vaegan-diagnose`` and the notebook read run dirs with it
+without importing torch or Lightning.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+CHECKPOINTS = "checkpoints"
+LAST_CKPT = "last.ckpt"
+FORK_CKPT = "gan_start.ckpt"  # gan_control: the GAN branch's state at gan_start
+CSV_DIR = "csv"
+METRICS_FILE = "metrics.csv"
+RUN_INFO = "run_info.json"
+CONTROL_DIR = "control"  # gan_control: the no-GAN branch, a run dir of its own
+IMAGES = "images"
+PLOTS = "plots"
+DIAGNOSIS = "diagnosis.md"
+DIAGNOSIS_JSON = "diagnosis.json"
+FAILED = "FAILED"  # a failed job's traceback
+LOCK_FILE = ".vaegan.lock"
+HYDRA_DIR = ".hydra"
+# What a previous run leaves that a new run must not mix with (on_existing_run=overwrite
+# removes these).
+RUN_OUTPUTS = (CHECKPOINTS, CSV_DIR, IMAGES, PLOTS, RUN_INFO, FAILED, DIAGNOSIS,
+               DIAGNOSIS_JSON, "wandb", "tensorboard")
+
+
+@dataclass(frozen=True)
+class RunLayout:
+    """Paths of one run dir: ``RunLayout(run_dir).last_ckpt`` and so on."""
+
+    root: Path
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "root", Path(self.root))
+
+    @property
+    def checkpoints(self) -> Path:
+        return self.root / CHECKPOINTS
+
+    @property
+    def last_ckpt(self) -> Path:
+        return self.checkpoints / LAST_CKPT
+
+    @property
+    def fork_ckpt(self) -> Path:
+        return self.checkpoints / FORK_CKPT
+
+    @property
+    def metrics_csv(self) -> Path:
+        return self.root / CSV_DIR / METRICS_FILE
+
+    @property
+    def run_info(self) -> Path:
+        return self.root / RUN_INFO
+
+    @property
+    def control(self) -> RunLayout:
+        return RunLayout(self.root / CONTROL_DIR)
+
+    @property
+    def images(self) -> Path:
+        return self.root / IMAGES
+
+    @property
+    def plots(self) -> Path:
+        return self.root / PLOTS
+
+    @property
+    def diagnosis(self) -> Path:
+        return self.root / DIAGNOSIS
+
+    @property
+    def failed(self) -> Path:
+        return self.root / FAILED
+
+    @property
+    def lock(self) -> Path:
+        return self.root / LOCK_FILE

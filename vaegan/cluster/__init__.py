@@ -1,0 +1,1 @@
+"""Running on a cluster: DDP child processes, SLURM environment, pre-emption and requeue."""

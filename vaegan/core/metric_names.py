@@ -1,0 +1,68 @@
+"""Every logged metric name, defined once: CSV, TensorBoard, wandb, the analysis and the
+notebook all read these (the public list is the metrics table in docs/INTERFACES.md).
+
+Training terms are ``train/<term>`` where ``<term>`` is the objective's own name for it, so
+the module logs ``train(name)`` for each term it computed and nothing here can drift from it.
+"""
+
+from __future__ import annotations
+
+TRAIN, VAL, LATENT, GRAD = "train/", "val/", "latent/", "grad/"
+GEN_STEP = "gen_step"  # the generator step a row's values were computed at (the x axis)
+
+
+def train(term: str) -> str:
+    return TRAIN + term
+
+
+def grad(term: str, part: str) -> str:
+    """Gradient norm (or share) of one loss term on one part of the autoencoder."""
+    return f"{GRAD}{term}/{part}"
+
+
+def latent_kl_dim(channel: int) -> str:
+    return f"{LATENT}kl_dim/{channel}"
+
+
+# generator terms (unweighted unless the name says so)
+TRAIN_LOSS = train("loss")
+TRAIN_REC = train("rec")
+TRAIN_PERCEPTUAL = train("perceptual")
+TRAIN_PERCEPTUAL_WEIGHTED = train("perceptual_weighted")
+TRAIN_NLL = train("nll")
+TRAIN_KL = train("kl")
+TRAIN_KL_MU = train("kl_mu")
+TRAIN_KL_VAR = train("kl_var")
+TRAIN_KL_WEIGHTED = train("kl_weighted")
+TRAIN_BETA = train("beta")
+TRAIN_G_ADV = train("g_adv")
+TRAIN_G_ADV_WEIGHTED = train("g_adv_weighted")
+TRAIN_ADV_WEIGHT = train("adv_weight")
+TRAIN_ADAPTIVE_CLAMP_HITS = train("adaptive_clamp_hits")
+TRAIN_NONFINITE_STEPS = train("nonfinite_steps")
+# discriminator
+TRAIN_D_LOSS = train("d_loss")
+TRAIN_D_REAL = train("d_real")
+TRAIN_D_FAKE = train("d_fake")
+TRAIN_D_ACC_REAL = train("d_acc_real")
+TRAIN_D_ACC_FAKE = train("d_acc_fake")
+# validation
+VAL_REC = VAL + "rec"
+VAL_KL = VAL + "kl"
+VAL_PSNR = VAL + "psnr"
+VAL_SSIM = VAL + "ssim"
+VAL_LPIPS = VAL + "lpips"
+VAL_RFID = VAL + "rfid"
+# posterior statistics (callbacks/latent.py)
+LATENT_MU = LATENT + "mu"  # histograms
+LATENT_LOGVAR = LATENT + "logvar"
+LATENT_MU_MEAN = LATENT + "mu_mean"
+LATENT_MU_STD = LATENT + "mu_std"
+LATENT_LOGVAR_MEAN = LATENT + "logvar_mean"
+LATENT_LOGVAR_MIN = LATENT + "logvar_min"
+LATENT_LOGVAR_MAX = LATENT + "logvar_max"
+LATENT_VAR_MEAN = LATENT + "var_mean"
+LATENT_CLAMP_FRAC = LATENT + "clamp_frac"
+LATENT_ACTIVE_UNITS = LATENT + "active_units"
+LATENT_COLLAPSED_DIMS = LATENT + "collapsed_dims"
+LATENT_TOTAL_DIMS = LATENT + "total_dims"

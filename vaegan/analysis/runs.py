@@ -17,17 +17,15 @@ from typing import Any
 
 import numpy as np
 
-METRICS_FILE = "metrics.csv"
-# RUN_DIR/control: the no-GAN branch of a `gan_control=true` run, a run dir of its own that
-# belongs to its parent (Run.control), not a separate run of a sweep.
-CONTROL_DIR = "control"
+from vaegan.app.layout import CONTROL_DIR, HYDRA_DIR, METRICS_FILE, RUN_INFO, RunDirError
+from vaegan.core import metric_names as M
+
+# RUN_DIR/control (CONTROL_DIR) is the no-GAN branch of a `gan_control=true` run: a run dir of
+# its own that belongs to its parent (Run.control), not a separate run of a sweep.
+
 # Directory names a logger puts between the run dir and metrics.csv (not runs themselves).
 _LOGGER_DIRS = re.compile(r"^(csv|logs?|lightning_logs|version_\d+)$")
-_KL_DIM = re.compile(r"^latent/kl_dim/(\d+)$")
-
-
-class RunDirError(ValueError):
-    """A path that is not a readable run directory (message: one line, path + what is missing)."""
+_KL_DIM = re.compile("^" + re.escape(M.LATENT_KL_DIM) + r"(\d+)$")
 
 
 @dataclass(frozen=True)
@@ -100,7 +98,7 @@ class Run:
     @property
     def beta(self) -> float | None:
         """Final logged β, else the configured peak β."""
-        logged = self.get("train/beta")
+        logged = self.get(M.TRAIN_BETA)
         if logged is not None:
             return logged.last
         return _as_float(self.info.get("beta", self.cfg("beta")))
@@ -133,7 +131,7 @@ class Run:
     @property
     def latent_dims(self) -> int | None:
         """Latent dims per sample: `latent/total_dims` if logged, else derived from the config."""
-        logged = self.get("latent/total_dims")
+        logged = self.get(M.LATENT_TOTAL_DIMS)
         if logged is not None and logged.last > 0:
             return int(logged.last)
         return _latent_dims_from_config(self)
@@ -237,12 +235,12 @@ def read_metrics(csv_path: Path) -> tuple[str, dict[str, Series]]:
         columns[name] = col
     if not n_rows:
         raise RunDirError(f"{csv_path}: metrics file has no rows")
-    x_name = "gen_step" if "gen_step" in columns else "step"
+    x_name = M.GEN_STEP if M.GEN_STEP in columns else "step"
     x = _x_column(columns, x_name)
     series = {
         name: _collapse(x, y)
         for name, y in columns.items()
-        if name and name not in ("epoch", "step", "gen_step")
+        if name and name not in ("epoch", "step", M.GEN_STEP)
     }
     for name in list(series):
         if name.endswith("_step") and name[:-5] not in series:
@@ -302,7 +300,7 @@ def load_run(path: str | Path) -> Run:
     metrics = find_metrics(path)
     run_dir = path if path.is_dir() else _run_root(metrics)
     x_name, series = read_metrics(metrics)
-    hydra = run_dir / ".hydra"
+    hydra = run_dir / HYDRA_DIR
     config: Any = {}
     overrides: Any = []
     if (hydra / "config.yaml").is_file():
@@ -310,8 +308,8 @@ def load_run(path: str | Path) -> Run:
     if (hydra / "overrides.yaml").is_file():
         overrides = _load_yaml(hydra / "overrides.yaml")
     info: Any = {}
-    if (run_dir / "run_info.json").is_file():
-        info = json.loads((run_dir / "run_info.json").read_text())
+    if (run_dir / RUN_INFO).is_file():
+        info = json.loads((run_dir / RUN_INFO).read_text())
     if not overrides and isinstance(info, dict):
         overrides = info.get("overrides") or []
     control = None
@@ -336,7 +334,7 @@ def _run_root(metrics: Path, top: Path | None = None) -> Path:
     """The run a metrics.csv belongs to: nearest ancestor (up to `top`) with Hydra files, else
     the job dir directly below `top`, else the nearest ancestor that is not a logger dir."""
     for d in metrics.parents:
-        if (d / ".hydra").is_dir() or (d / "run_info.json").is_file():
+        if (d / HYDRA_DIR).is_dir() or (d / RUN_INFO).is_file():
             return d
         if d == top:
             break
@@ -387,7 +385,7 @@ def load_runs_skipping(paths: Iterable[str | Path]) -> tuple[list[Run], list[tup
             paths, skipped = [], [(top, str(err))]
         found = {p.resolve() for p in paths}
         for job in sorted((d for d in top.iterdir() if d.is_dir()), key=natural_key):
-            if (job / ".hydra").is_dir() and job.resolve() not in found and not any(
+            if (job / HYDRA_DIR).is_dir() and job.resolve() not in found and not any(
                 f.is_relative_to(job.resolve()) for f in found
             ):
                 skipped.append((job, _why_no_metrics(job)))
@@ -401,7 +399,7 @@ def load_runs_skipping(paths: Iterable[str | Path]) -> tuple[list[Run], list[tup
 
 
 def _why_no_metrics(job: Path) -> str:
-    info = job / "run_info.json"
+    info = job / RUN_INFO
     status = json.loads(info.read_text()) if info.is_file() else {}
     if isinstance(status, dict) and status.get("status") == "failed":
         return f"failed before logging: {status.get('error', 'no error recorded')}"

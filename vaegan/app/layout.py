@@ -29,6 +29,14 @@ RUN_OUTPUTS = (CHECKPOINTS, CSV_DIR, IMAGES, PLOTS, RUN_INFO, FAILED, DIAGNOSIS,
                DIAGNOSIS_JSON, "wandb", "tensorboard")
 
 
+class RunDirError(ValueError, OSError):
+    """A path that is not a usable run directory: it cannot be created, written or read, or
+    holds no run. One line: the path and what is wrong. Both a ValueError (bad input to the
+    analysis commands) and an OSError (the file system refused), so callers of either kind
+    catch it.
+    """
+
+
 @dataclass(frozen=True)
 class RunLayout:
     """Paths of one run dir: ``RunLayout(run_dir).last_ckpt`` and so on."""

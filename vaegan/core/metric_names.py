@@ -21,7 +21,7 @@ def grad(term: str, part: str) -> str:
 
 
 def latent_kl_dim(channel: int) -> str:
-    return f"{LATENT}kl_dim/{channel}"
+    return f"{LATENT_KL_DIM}{channel}"
 
 
 # generator terms (unweighted unless the name says so)
@@ -66,3 +66,4 @@ LATENT_CLAMP_FRAC = LATENT + "clamp_frac"
 LATENT_ACTIVE_UNITS = LATENT + "active_units"
 LATENT_COLLAPSED_DIMS = LATENT + "collapsed_dims"
 LATENT_TOTAL_DIMS = LATENT + "total_dims"
+LATENT_KL_DIM = LATENT + "kl_dim/"  # + the channel index: latent_kl_dim(channel)

@@ -2,7 +2,8 @@
 
 Lightning's ``ddp`` re-launches the script for rank 1, so these run ``vaegan-train`` in a
 subprocess (cwd = tmp_path: a stray ``outputs/`` or ``multirun/`` dir would show up there).
-``tests.probes.WeightDigest`` makes each rank write the hash of its parameters at train end.
+``tests.helpers.probes.WeightDigest`` makes each rank write the hash of its parameters at train
+end.
 """
 
 from __future__ import annotations
@@ -27,12 +28,12 @@ DDP = (
     "trainer=ddp_sim",
     "gan_start=2",  # the discriminator trains from step 2: both players' unused parameters
     "loss.objective.perceptual_weight=0",  # speed; LPIPS has no trainable parameters
-    "+callbacks.digest._target_=tests.probes.WeightDigest",
+    "+callbacks.digest._target_=tests.helpers.probes.WeightDigest",
 )
 
 
 def vaegan_train(cwd: Path, *args: str, returncode: int = 0) -> subprocess.CompletedProcess:
-    env = {**os.environ, "PYTHONPATH": str(REPO)}  # rank 1 imports tests.probes too
+    env = {**os.environ, "PYTHONPATH": str(REPO)}  # rank 1 imports tests.helpers.probes too
     proc = subprocess.run(
         [str(EXE), *args], cwd=cwd, env=env, capture_output=True, text=True, timeout=240
     )

@@ -19,49 +19,19 @@ from pathlib import Path
 
 import pytest
 import torch
-from hydra.core.global_hydra import GlobalHydra
 
-from tests.conftest import compose_config, train_tiny
-from tests.test_train import column, read_metrics
+from tests.helpers.metrics import column, read_metrics
+from tests.helpers.run import compose_config, run_main, train_tiny
 from vaegan.app import rundir
 from vaegan.app.checkpoint_io import CheckpointError, check_resumable
 from vaegan.app.config import ConfigError, validate
 from vaegan.app.rundir import RunDirError
 from vaegan.losses.objective import VAEGANObjective
 from vaegan.models.distributions import DiagonalGaussian
-from vaegan.train import build_module, main
+from vaegan.train import build_module
 
 FAST = ("callbacks=none", "gan_start=1")  # no diagnostics callbacks: seconds per run
 STATS = "vaegan.callbacks.discriminator.DiscriminatorStats"  # counts adaptive clamp hits
-
-
-def run_main_io(monkeypatch, capsys, *argv: str) -> tuple[int, str, str]:
-    """``vaegan-train ARGV`` in-process (Hydra's own logging off); (exit code, stdout, stderr),
-    the code 0 when it returns."""
-    GlobalHydra.instance().clear()
-    argv = (*argv, "hydra/job_logging=disabled", "hydra/hydra_logging=disabled")
-    monkeypatch.setattr(sys, "argv", ["vaegan-train", *argv])
-    # Hydra's logging config disables every existing logger: later caplog tests would see none
-    loggers = [lg for lg in logging.Logger.manager.loggerDict.values()
-               if isinstance(lg, logging.Logger)]
-    disabled, root_level = {lg: lg.disabled for lg in loggers}, logging.getLogger().level
-    try:
-        main()
-        code = 0
-    except SystemExit as stop:
-        code = stop.code
-    finally:
-        for lg, was in disabled.items():
-            lg.disabled = was
-        logging.getLogger().setLevel(root_level)
-    captured = capsys.readouterr()
-    return code, captured.out, captured.err
-
-
-def run_main(monkeypatch, capsys, *argv: str) -> tuple[int, str]:
-    """``run_main_io`` without stdout: (exit code, stderr)."""
-    code, _, err = run_main_io(monkeypatch, capsys, *argv)
-    return code, err
 
 
 def finite_weights(ckpt_path: Path) -> bool:

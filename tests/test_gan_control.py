@@ -80,7 +80,7 @@ def test_preempted_control_resumes_with_the_same_command(runs, tmp_path):
         "callbacks.checkpoint.every_n_gen_steps=100",  # the signal's save is the only one
     )
     signal = (
-        "+callbacks.preempt._target_=tests.probes.SignalAt",
+        "+callbacks.preempt._target_=tests.helpers.probes.SignalAt",
         "+callbacks.preempt.gen_step=9",
         "+callbacks.preempt.run_dir_name=control",
     )

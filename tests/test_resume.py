@@ -85,7 +85,7 @@ def test_preemption_checkpoints_requeues_and_resumes_exactly(straight, tmp_path,
         "ckpt_path=last",  # what the sbatch template passes: resume if last.ckpt exists
     )
     signal_at = (
-        "+callbacks.preempt._target_=tests.probes.SignalAt",
+        "+callbacks.preempt._target_=tests.helpers.probes.SignalAt",
         f"+callbacks.preempt.gen_step={N - 1}",
     )
     stopped = train_tiny(run_dir, *overrides, *signal_at)

@@ -16,17 +16,10 @@ import pytest
 import torch
 from omegaconf import OmegaConf
 
-from tests.test_faults import run_main, run_main_io
-from tests.test_train import column, read_metrics
+from tests.helpers.metrics import column, read_metrics
+from tests.helpers.run import run_main, train_main
 
-SIGNAL_AT = "+callbacks.stop._target_=tests.probes.SignalAt"
-FAST = ("debug=tiny", "gan_start=2", "~callbacks.images", "~callbacks.latent",
-        "~callbacks.gradients", "~callbacks.discriminator")
-
-
-def train_main(monkeypatch, capsys, run_dir: Path, *argv: str) -> tuple[int, str, str]:
-    """A tiny ``vaegan-train`` in-process in ``run_dir``: (exit code, stdout, stderr)."""
-    return run_main_io(monkeypatch, capsys, *FAST, f"hydra.run.dir={run_dir}", *argv)
+SIGNAL_AT = "+callbacks.stop._target_=tests.helpers.probes.SignalAt"
 
 
 def snapshot(run_dir: Path) -> dict[str, tuple[int, int]]:

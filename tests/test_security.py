@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from tests.conftest import train_tiny
+from tests.helpers.run import train_main, train_tiny
 from vaegan.app.checkpoint_io import AtomicCheckpointIO, CheckpointError
 from vaegan.app.redact import REDACTED, redact_overrides, redact_tree
 from vaegan.data.errors import DataError
@@ -92,8 +92,6 @@ def test_ordinary_keys_are_not_redacted():
 
 
 def test_passwd_auth_and_credentials_never_land_in_the_run_dir(tmp_path, monkeypatch, capsys):
-    from tests.test_rundir import train_main
-
     secrets = {
         "+db.passwd": "pw-1a2b3c4d", "+hf_auth": "hf_5e6f7a8b9c", "+credentials": "cr-0d1e2f3a",
     }

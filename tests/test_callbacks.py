@@ -10,8 +10,8 @@ from types import SimpleNamespace
 import pytest
 import torch
 
-from tests.conftest import compose_config, train_tiny
-from tests.test_train import column, read_metrics
+from tests.helpers.metrics import column, read_metrics
+from tests.helpers.run import compose_config, train_tiny
 from vaegan.callbacks.discriminator import DiscriminatorStats
 from vaegan.callbacks.gradients import GradientAttribution, term_gradient_norms
 from vaegan.callbacks.latent import LatentStats, posterior_stats, unit_activity

@@ -12,6 +12,7 @@ import skimage.data
 import torch
 from PIL import Image
 
+from tests.helpers.run import compose_config
 from vaegan.data import DataError, ImageDataModule, cifar10_splits, folder_splits, patch_splits
 from vaegan.data.folder import ImageFolder, find_images, split_files
 from vaegan.data.patches import DEFAULT_VAL_SOURCES, PatchDataset, load_source
@@ -307,8 +308,6 @@ def test_small_folder_keeps_enough_validation_images_and_too_few_give_nan_not_ze
 def test_debug_presets_compose_with_every_data_set(tmp_path, debug, data):
     """``debug=tiny data=folder`` was refused: tiny set data.num_patches for every data set."""
     from hydra.utils import instantiate
-
-    from tests.conftest import compose_config
 
     root = [f"data.root={tmp_path}"] if data != "patches" else []
     cfg = compose_config(tmp_path, f"data={data}", *root, debug=debug)

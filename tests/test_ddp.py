@@ -17,8 +17,8 @@ from pathlib import Path
 import pytest
 from hydra.core.override_parser.overrides_parser import OverridesParser
 
-from tests.conftest import compose_config
-from tests.test_train import column, read_metrics
+from tests.helpers.metrics import column, read_metrics
+from tests.helpers.run import compose_config
 from vaegan.cluster.ddp import JobObserver, child_command
 
 REPO = Path(__file__).resolve().parent.parent

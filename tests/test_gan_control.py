@@ -18,8 +18,9 @@ from pathlib import Path
 import pytest
 import torch
 
-from tests.conftest import train_tiny
-from tests.test_train import column, read_metrics
+from tests.helpers.metrics import column, read_metrics
+from tests.helpers.offline_wandb import offline_run
+from tests.helpers.run import train_tiny
 from vaegan.app.config import ConfigError
 
 STEPS, GAN_START = 12, 6
@@ -140,8 +141,6 @@ def test_multirun_gives_each_job_its_control(tmp_path):
 
 
 def test_wandb_gets_the_pair_as_two_runs_of_one_group(tmp_path):
-    from tests.test_wandb import offline_run
-
     run_dir = tmp_path / "pair"
     env = {**os.environ, "WANDB_MODE": "offline", "WANDB_SILENT": "true"}
     proc = subprocess.run(  # a process of its own: its exit flushes both offline runs

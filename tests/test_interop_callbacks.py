@@ -8,9 +8,9 @@ from types import SimpleNamespace
 import pytest
 import torch
 
-from tests.conftest import train_tiny
-from tests.test_resume import COMMON, N
-from tests.test_train import column, read_metrics
+from tests.helpers.metrics import column, read_metrics
+from tests.helpers.resume import COMMON, N
+from tests.helpers.run import train_tiny
 from vaegan.callbacks.ema import EMA
 from vaegan.interop import load_autoencoder
 from vaegan.losses.perceptual import PretrainedWeightsMissing

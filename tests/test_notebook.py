@@ -8,7 +8,7 @@ from pathlib import Path
 import nbformat
 from nbclient import NotebookClient
 
-from tests.conftest import train_tiny
+from tests.helpers.run import train_tiny
 
 NOTEBOOK = Path(__file__).resolve().parent.parent / "notebooks" / "compare_kl_curves.ipynb"
 

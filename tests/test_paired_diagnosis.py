@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from tests.test_analysis import GS, VAL_T, T, const, make_run, noisy
+from tests.helpers.synthetic import GS, VAL_T, T, const, make_run, noisy
 from vaegan.analysis import (
     DiagnosisThresholds,
     compare_runs,

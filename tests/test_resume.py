@@ -15,22 +15,10 @@ from pathlib import Path
 import pytest
 import torch
 
-from tests.conftest import train_tiny
-from tests.test_train import column, read_metrics
+from tests.helpers.metrics import column, read_metrics
+from tests.helpers.resume import COMMON, N
+from tests.helpers.run import train_tiny
 
-N = 4
-COMMON = (
-    "gan_start=2",
-    "schedule.warmup_steps=1",
-    "schedule.ramp_steps=6",
-    "schedule.gan_ramp_steps=4",
-    "optim.warmup_steps=6",
-    "data.num_patches=24",  # 3 batches of 8 per epoch: a cut at step 3 or 4 is mid-epoch 1
-    "data.augment=true",
-    "trainer.val_check_interval=3",
-    "~callbacks.images",
-    "loss.objective.perceptual_weight=0",  # speed: LPIPS is frozen, it carries no state
-)
 CURVES = ("train/loss", "train/kl", "train/rec", "train/d_loss", "train/beta", "train/adv_weight")
 
 

@@ -15,7 +15,7 @@ from hydra.core.utils import JobReturn, JobStatus
 from hydra.utils import instantiate
 from omegaconf import OmegaConf
 
-from tests.conftest import compose_config
+from tests.helpers.run import compose_config
 
 REPO = Path(__file__).resolve().parent.parent
 SBATCH = REPO / "scripts" / "slurm" / "train.sbatch"

@@ -2,35 +2,17 @@
 
 from __future__ import annotations
 
-import csv
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
 
-from tests.conftest import compose_config, train_tiny
+from tests.helpers.metrics import CONTRACT_TRAIN, CONTRACT_VAL, column, read_metrics
+from tests.helpers.run import compose_config, train_tiny
 from vaegan.app.config import ConfigError, validate
 
 CONF = Path(__file__).resolve().parent.parent / "conf"
-CONTRACT_TRAIN = [
-    "train/loss", "train/rec", "train/perceptual", "train/nll", "train/kl", "train/kl_weighted",
-    "train/beta", "train/kl_mu", "train/kl_var", "train/g_adv", "train/adv_weight",
-    "train/d_loss", "train/d_real", "train/d_fake",
-]
-CONTRACT_VAL = ["val/rec", "val/kl", "val/psnr", "val/ssim", "val/lpips"]
-
-
-def read_metrics(run_dir: Path) -> list[dict[str, str]]:
-    with open(run_dir / "csv" / "metrics.csv") as f:
-        return list(csv.DictReader(f))
-
-
-def column(rows: list[dict[str, str]], name: str) -> dict[int, float]:
-    """gen_step -> value for the rows that carry ``name``."""
-    return {
-        int(float(r["gen_step"])): float(r[name]) for r in rows if r.get(name) not in (None, "")
-    }
 
 
 def test_tiny_run_logs_contract_names_and_gan_switches_on_at_gen_step(tmp_path):

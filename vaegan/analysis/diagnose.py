@@ -15,6 +15,7 @@ import numpy as np
 from vaegan.analysis.paired import GanEffect, gan_effect
 from vaegan.analysis.runs import Run, Series, nonfinite_note
 from vaegan.analysis.trends import SMOOTH_FRAC, fit_slope, level, rel_change, smooth
+from vaegan.core import metric_names as metric
 
 BENIGN, MALIGNANT, COLLAPSE, INCONCLUSIVE = (
     "benign rise",
@@ -162,197 +163,213 @@ def fmt(value: float | None) -> str:
 # ---------------------------------------------------------------- the diagnosis
 
 
-class _Diagnoser:
-    """Holds the run, thresholds, windows and smoothed series while the rules add evidence."""
+class _Case:
+    """The run under diagnosis: its thresholds (``limits``), the span of its KL steps, the
+    smoothed series, and the ``diagnosis`` the rules fill with evidence and sentences."""
 
-    def __init__(self, run: Run, th: DiagnosisThresholds) -> None:
-        self.run, self.th = run, th
-        self.d = Diagnosis(INCONCLUSIVE)
+    def __init__(self, run: Run, limits: DiagnosisThresholds) -> None:
+        self.run, self.limits = run, limits
+        self.diagnosis = Diagnosis(INCONCLUSIVE)
         self._smoothed: dict[str, Series | None] = {}
-        kl = run.get("train/kl")
-        self.x0, self.x1 = (float(kl.x[0]), float(kl.x[-1])) if kl is not None else (0.0, 0.0)
-        self.span = self.x1 - self.x0
+        kl = run.get(metric.TRAIN_KL)
+        self.first_step, self.last_step = (
+            (float(kl.x[0]), float(kl.x[-1])) if kl is not None else (0.0, 0.0)
+        )
+        self.span = self.last_step - self.first_step
 
-    def s(self, name: str) -> Series | None:
+    def smoothed(self, name: str) -> Series | None:
+        """The series ``name`` after the running median; None when it was not logged."""
         if name not in self._smoothed:
             raw = self.run.get(name)
-            self._smoothed[name] = None if raw is None else smooth(raw, self.th.smooth_frac)
+            self._smoothed[name] = None if raw is None else smooth(raw, self.limits.smooth_frac)
         return self._smoothed[name]
 
-    def ev(self, name: str, value: float | None) -> float | None:
+    def record(self, name: str, value: float | None) -> float | None:
+        """Keep a finite ``value`` as evidence ``name``; returns it either way."""
         if value is not None and np.isfinite(value):
-            self.d.evidence[name] = float(value)
+            self.diagnosis.evidence[name] = float(value)
         return value
 
-    def say(self, sentence: str) -> None:
-        self.d.explanation.append(sentence)
+    def explain(self, sentence: str) -> None:
+        self.diagnosis.explanation.append(sentence)
 
     def initial(self, name: str) -> float | None:
-        s = self.s(name)
-        return None if s is None else level(s, self.x0, self.x0 + self.th.edge_frac * self.span)
+        series = self.smoothed(name)
+        if series is None:
+            return None
+        return level(series, self.first_step, self.first_step + self.limits.edge_frac * self.span)
 
     def final(self, name: str) -> float | None:
-        s = self.s(name)
-        return None if s is None else level(s, self.x1 - self.th.edge_frac * self.span, self.x1)
+        series = self.smoothed(name)
+        if series is None:
+            return None
+        return level(series, self.last_step - self.limits.edge_frac * self.span, self.last_step)
 
     def last_change(self, name: str) -> float | None:
-        s = self.s(name)
-        lo = self.x1 - self.th.last_window_frac * self.span
-        return None if s is None else rel_change(s, lo, self.x1, self.th.min_window_points)
+        series = self.smoothed(name)
+        if series is None:
+            return None
+        window_start = self.last_step - self.limits.last_window_frac * self.span
+        return rel_change(series, window_start, self.last_step, self.limits.min_window_points)
 
 
 def diagnose(run: Run, thresholds: DiagnosisThresholds | None = None) -> Diagnosis:
     """Classify the KL trajectory of `run`; see `DiagnosisThresholds` for the rules."""
-    dg = _Diagnoser(run, thresholds or DiagnosisThresholds())
-    th = dg.th
+    case = _Case(run, thresholds or DiagnosisThresholds())
+    limits = case.limits
     # The pair has its own gate (KL points in its late window), so it is read even when the
     # run is too short for a verdict on the whole trajectory.
-    dg.d.gan_effect = gan_effect(
-        run, smooth_frac=th.smooth_frac, kl_growth=th.kl_growth, plateau_ratio=th.plateau_ratio,
-        min_points=th.min_window_points, edge=th.edge_frac, gan_rec_worsen=th.gan_rec_worsen,
-        gan_psnr_drop_db=th.gan_psnr_drop_db,
+    case.diagnosis.gan_effect = gan_effect(
+        run, smooth_frac=limits.smooth_frac, kl_growth=limits.kl_growth,
+        plateau_ratio=limits.plateau_ratio, min_points=limits.min_window_points,
+        edge=limits.edge_frac, gan_rec_worsen=limits.gan_rec_worsen,
+        gan_psnr_drop_db=limits.gan_psnr_drop_db,
     )
-    if dg.d.gan_effect is not None and dg.d.gan_effect.gan_overweighted:
-        dg.d.flags.append(FLAG_GAN_HEAVY)
-    raw = run.get("train/kl")
-    n = 0 if raw is None else len(raw)
-    dg.ev("kl_points", n)
-    if raw is None or n < th.min_points:
-        dg.say(
-            nonfinite_note(run, "train/kl")  # a diverged KL is not "too little data"
-            or f"Too little data: train/kl has {n} points, need {th.min_points}"
-            " (threshold min_points); no verdict."
+    if case.diagnosis.gan_effect is not None and case.diagnosis.gan_effect.gan_overweighted:
+        case.diagnosis.flags.append(FLAG_GAN_HEAVY)
+    kl = run.get(metric.TRAIN_KL)
+    points = 0 if kl is None else len(kl)
+    case.record("kl_points", points)
+    if kl is None or points < limits.min_points:
+        case.explain(
+            nonfinite_note(run, metric.TRAIN_KL)  # a diverged KL is not "too little data"
+            or f"Too little data: {metric.TRAIN_KL} has {points} points, need"
+            f" {limits.min_points} (threshold min_points); no verdict."
         )
-        return dg.d
-    _latent_evidence(dg)
-    dg.d.verdict = _verdict(dg)
-    window = _gan_window(dg)
+        return case.diagnosis
+    _latent_evidence(case)
+    case.diagnosis.verdict = _verdict(case)
+    window = _gan_window(case)
     if window is not None:
-        _gan_plateau(dg, *window)
-        _gan_overweighted(dg, window[0])
-    return dg.d
+        _gan_plateau(case, *window)
+        _gan_overweighted(case, window[0])
+    return case.diagnosis
 
 
-def _latent_evidence(dg: _Diagnoser) -> None:
+def _latent_evidence(case: _Case) -> None:
     """KL level and growth, recon progress, active units and clamp saturation."""
-    th, run = dg.th, dg.run
-    dg.ev("steps", dg.span)
-    kl0, kl1 = dg.ev("kl_initial", dg.initial("train/kl")), dg.ev("kl_final", dg.final("train/kl"))
+    limits, run = case.limits, case.run
+    case.record("steps", case.span)
+    kl_initial = case.record("kl_initial", case.initial(metric.TRAIN_KL))
+    kl_final = case.record("kl_final", case.final(metric.TRAIN_KL))
     dims = run.latent_dims
-    dg.ev("latent_dims", dims)
+    case.record("latent_dims", dims)
     if dims:
-        dg.ev("kl_per_dim_final", kl1 / dims)
-    kl = dg.s("train/kl")
-    assert kl is not None and kl0 is not None and kl1 is not None
-    low = dg.ev("kl_low_early", min(kl0, float(kl.between(dg.x0, dg.x0 + dg.span / 2).y.min())))
-    dg.ev("kl_rise_ratio", kl1 / max(low, 1e-12))
-    dg.ev("kl_rel_change_last", dg.last_change("train/kl"))
-    rec = "train/rec" if run.get("train/rec") is not None else "val/rec"
-    rec0, rec1 = dg.initial(rec), dg.final(rec)
-    if rec0 is not None and rec1 is not None:
-        dg.ev("rec_improvement_total", (rec0 - rec1) / max(abs(rec0), 1e-12))
-        change = dg.last_change(rec)
-        dg.ev("rec_improvement_last", None if change is None else -change)
-    active, collapsed = dg.final("latent/active_units"), dg.final("latent/collapsed_dims")
-    dg.ev("active_units_final", active)
-    dg.ev("collapsed_dims_final", collapsed)
+        case.record("kl_per_dim_final", kl_final / dims)
+    kl = case.smoothed(metric.TRAIN_KL)
+    assert kl is not None and kl_initial is not None and kl_final is not None
+    first_half = kl.between(case.first_step, case.first_step + case.span / 2)
+    low = case.record("kl_low_early", min(kl_initial, float(first_half.y.min())))
+    case.record("kl_rise_ratio", kl_final / max(low, 1e-12))
+    case.record("kl_rel_change_last", case.last_change(metric.TRAIN_KL))
+    rec = metric.TRAIN_REC if run.get(metric.TRAIN_REC) is not None else metric.VAL_REC
+    rec_initial, rec_final = case.initial(rec), case.final(rec)
+    if rec_initial is not None and rec_final is not None:
+        improvement = (rec_initial - rec_final) / max(abs(rec_initial), 1e-12)
+        case.record("rec_improvement_total", improvement)
+        change = case.last_change(rec)
+        case.record("rec_improvement_last", None if change is None else -change)
+    active = case.record("active_units_final", case.final(metric.LATENT_ACTIVE_UNITS))
+    case.record("collapsed_dims_final", case.final(metric.LATENT_COLLAPSED_DIMS))
     if active is not None and dims and active <= dims:
-        frac = dg.ev("active_frac_final", active / dims)
-        if frac < th.low_active_frac:
-            dg.d.flags.append(FLAG_FEW_ACTIVE)
-    clamp = dg.ev("clamp_frac_final", dg.final("latent/clamp_frac"))
-    lv_min = dg.ev("logvar_min_final", dg.final("latent/logvar_min"))
-    dg.ev("logvar_mean_final", dg.final("latent/logvar_mean"))
-    lo_bound = dg.ev("logvar_clamp_min", run.logvar_bounds[0])
-    if clamp is not None:
-        at_clamp = clamp > th.clamp_frac
+        active_frac = case.record("active_frac_final", active / dims)
+        if active_frac < limits.low_active_frac:
+            case.diagnosis.flags.append(FLAG_FEW_ACTIVE)
+    clamp_frac = case.record("clamp_frac_final", case.final(metric.LATENT_CLAMP_FRAC))
+    logvar_min = case.record("logvar_min_final", case.final(metric.LATENT_LOGVAR_MIN))
+    case.record("logvar_mean_final", case.final(metric.LATENT_LOGVAR_MEAN))
+    clamp_bound = case.record("logvar_clamp_min", run.logvar_bounds[0])
+    if clamp_frac is not None:
+        at_clamp = clamp_frac > limits.clamp_frac
     else:
-        near = lo_bound is not None and lv_min is not None
-        at_clamp = near and lv_min <= lo_bound + th.clamp_margin
+        near = clamp_bound is not None and logvar_min is not None
+        at_clamp = near and logvar_min <= clamp_bound + limits.clamp_margin
     if at_clamp:
-        dg.d.flags.append(FLAG_CLAMP)
-    beta = dg.ev("beta", run.beta)
+        case.diagnosis.flags.append(FLAG_CLAMP)
+    beta = case.record("beta", run.beta)
     if beta is not None:
         pixels = run.pixels if run.rec_reduction == "sum" else 1
-        dg.ev("effective_beta", beta / pixels if pixels else None)
+        case.record("effective_beta", beta / pixels if pixels else None)
 
 
-def _verdict(dg: _Diagnoser) -> str:
-    th, e = dg.th, dg.d.evidence
-    kl1, growth = e["kl_final"], e.get("kl_rel_change_last")
-    per_dim = e.get("kl_per_dim_final")
-    rec_last = e.get("rec_improvement_last")
+def _verdict(case: _Case) -> str:
+    limits, evidence = case.limits, case.diagnosis.evidence
+    kl_final, growth = evidence["kl_final"], evidence.get("kl_rel_change_last")
+    per_dim = evidence.get("kl_per_dim_final")
+    rec_last = evidence.get("rec_improvement_last")
     kl_txt = (
-        f"final KL {fmt(kl1)} nats = {fmt(per_dim)} nats/dim over {fmt(e['latent_dims'])}"
-        " latent dims"
+        f"final KL {fmt(kl_final)} nats = {fmt(per_dim)} nats/dim over"
+        f" {fmt(evidence['latent_dims'])} latent dims"
         if per_dim is not None
-        else f"final KL {fmt(kl1)} nats (latent size unknown: total KL used as an upper bound"
-        " of KL per dim)"
+        else f"final KL {fmt(kl_final)} nats (latent size unknown: total KL used as an upper"
+        " bound of KL per dim)"
     )
-    dg.say(
+    case.explain(
         kl_txt + f"; it changed by {fmt(growth)} of its level over the last"
-        f" {fmt(th.last_window_frac)} of the run (kl_growth={fmt(th.kl_growth)})."
+        f" {fmt(limits.last_window_frac)} of the run (kl_growth={fmt(limits.kl_growth)})."
     )
-    if (per_dim if per_dim is not None else kl1) < th.collapse_kl_per_dim:
-        dg.say(
-            f"KL per dim is below collapse_kl_per_dim={fmt(th.collapse_kl_per_dim)}: the"
+    if (per_dim if per_dim is not None else kl_final) < limits.collapse_kl_per_dim:
+        case.explain(
+            f"KL per dim is below collapse_kl_per_dim={fmt(limits.collapse_kl_per_dim)}: the"
             " posterior equals the prior and the decoder ignores the latent (C3)."
         )
         return COLLAPSE
-    if e.get("active_frac_final", 1.0) < th.collapse_active_frac:
-        dg.say(
-            f"Only {fmt(e['active_frac_final'])} of latent units are active"
-            f" (< collapse_active_frac={fmt(th.collapse_active_frac)})."
+    if evidence.get("active_frac_final", 1.0) < limits.collapse_active_frac:
+        case.explain(
+            f"Only {fmt(evidence['active_frac_final'])} of latent units are active"
+            f" (< collapse_active_frac={fmt(limits.collapse_active_frac)})."
         )
         return COLLAPSE
-    growing = growth is not None and growth > th.kl_growth
+    growing = growth is not None and growth > limits.kl_growth
     if growing:
-        dg.d.flags.append(FLAG_RISING)
-    stalled = rec_last is not None and rec_last < th.recon_stall
+        case.diagnosis.flags.append(FLAG_RISING)
+    stalled = rec_last is not None and rec_last < limits.recon_stall
     rec_txt = f"recon improved by {fmt(rec_last)} of its level over the same window"
-    if per_dim is not None and per_dim > th.explode_kl_per_dim:
-        dg.say(
-            f"KL per dim {fmt(per_dim)} exceeds explode_kl_per_dim={fmt(th.explode_kl_per_dim)}."
+    if per_dim is not None and per_dim > limits.explode_kl_per_dim:
+        case.explain(
+            f"KL per dim {fmt(per_dim)} exceeds"
+            f" explode_kl_per_dim={fmt(limits.explode_kl_per_dim)}."
         )
-        return _malignant(dg)
-    if growing and (growth > th.kl_runaway or stalled):
-        dg.say(
-            f"KL keeps growing while {rec_txt} (recon_stall={fmt(th.recon_stall)},"
-            f" kl_runaway={fmt(th.kl_runaway)}): regularisation is failing (C4)."
+        return _malignant(case)
+    if growing and (growth > limits.kl_runaway or stalled):
+        case.explain(
+            f"KL keeps growing while {rec_txt} (recon_stall={fmt(limits.recon_stall)},"
+            f" kl_runaway={fmt(limits.kl_runaway)}): regularisation is failing (C4)."
         )
-        return _malignant(dg)
+        return _malignant(case)
     if growing:
         why = "recon was not logged" if rec_last is None else rec_txt
-        dg.say(f"KL is still rising and {why}: still in the rising phase; train longer.")
+        case.explain(f"KL is still rising and {why}: still in the rising phase; train longer.")
         return INCONCLUSIVE
-    if FLAG_CLAMP in dg.d.flags:
-        dg.say(
+    if FLAG_CLAMP in case.diagnosis.flags:
+        case.explain(
             f"KL is flat only because log σ² sits at the clamp (clamp_frac"
-            f" {fmt(e.get('clamp_frac_final'))}, log σ² min {fmt(e.get('logvar_min_final'))}):"
-            " the clamp caps the variance term that would otherwise keep growing (F3)."
+            f" {fmt(evidence.get('clamp_frac_final'))}, log σ² min"
+            f" {fmt(evidence.get('logvar_min_final'))}): the clamp caps the variance term that"
+            " would otherwise keep growing (F3)."
         )
-        return _malignant(dg)
-    return _benign_or_not(dg)
+        return _malignant(case)
+    return _benign_or_not(case)
 
 
-def _benign_or_not(dg: _Diagnoser) -> str:
-    th, e = dg.th, dg.d.evidence
-    ratio, rec_total = e["kl_rise_ratio"], e.get("rec_improvement_total")
-    rose = ratio >= th.kl_rise_ratio
-    improved = rec_total is not None and rec_total >= th.recon_min_improvement
-    dg.say(
-        f"KL went from {fmt(e['kl_low_early'])} (its lowest in the first half of the run) to"
-        f" {fmt(e['kl_final'])} (x{fmt(ratio)},"
-        f" kl_rise_ratio={fmt(th.kl_rise_ratio)}); recon improved by {fmt(rec_total)} over the"
-        f" run (recon_min_improvement={fmt(th.recon_min_improvement)})."
+def _benign_or_not(case: _Case) -> str:
+    limits, evidence = case.limits, case.diagnosis.evidence
+    ratio, rec_total = evidence["kl_rise_ratio"], evidence.get("rec_improvement_total")
+    rose = ratio >= limits.kl_rise_ratio
+    improved = rec_total is not None and rec_total >= limits.recon_min_improvement
+    case.explain(
+        f"KL went from {fmt(evidence['kl_low_early'])} (its lowest in the first half of the run) to"
+        f" {fmt(evidence['kl_final'])} (x{fmt(ratio)},"
+        f" kl_rise_ratio={fmt(limits.kl_rise_ratio)}); recon improved by {fmt(rec_total)} over"
+        f" the run (recon_min_improvement={fmt(limits.recon_min_improvement)})."
     )
     if rose and improved:
-        dg.say(
+        case.explain(
             "KL rose from its early low and levelled off while recon improved:"
             " information is being encoded and the rise is benign (C1, C3)."
         )
         return BENIGN
-    dg.say(
+    case.explain(
         "KL is flat but "
         + ("did not rise" if not rose else "recon did not improve enough")
         + "; no verdict."
@@ -360,27 +377,27 @@ def _benign_or_not(dg: _Diagnoser) -> str:
     return INCONCLUSIVE
 
 
-def _malignant(dg: _Diagnoser) -> str:
+def _malignant(case: _Case) -> str:
     """Name the likely causes of an explosion from the evidence (F2-F4)."""
-    th, e, run = dg.th, dg.d.evidence, dg.run
-    causes = dg.d.causes
+    limits, evidence, run = case.limits, case.diagnosis.evidence, case.run
+    causes = case.diagnosis.causes
     if run.rec_reduction == "sum":
         causes.append("recon reduction 'sum': recon dwarfs β·KL, effective β is tiny (F2)")
-    eff = e.get("effective_beta")
-    if eff is not None and eff < th.small_effective_beta:
+    effective_beta = evidence.get("effective_beta")
+    if effective_beta is not None and effective_beta < limits.small_effective_beta:
         causes.append(
-            f"effective β {fmt(eff)} < small_effective_beta="
-            f"{fmt(th.small_effective_beta)} (β too small or 0; F1/F2)"
+            f"effective β {fmt(effective_beta)} < small_effective_beta="
+            f"{fmt(limits.small_effective_beta)} (β too small or 0; F1/F2)"
         )
-    if FLAG_CLAMP in dg.d.flags:
+    if FLAG_CLAMP in case.diagnosis.flags:
         causes.append("log σ² at the clamp bound: the posterior variance is pushed to 0 (F3)")
-    dims = e.get("latent_dims")
-    if dims is not None and dims <= th.small_latent_dims:
+    dims = evidence.get("latent_dims")
+    if dims is not None and dims <= limits.small_latent_dims:
         causes.append(
             f"latent too small: {fmt(dims)} dims <= small_latent_dims="
-            f"{fmt(th.small_latent_dims)} (F4)"
+            f"{fmt(limits.small_latent_dims)} (F4)"
         )
-    dg.say(
+    case.explain(
         "Likely causes: "
         + ("; ".join(causes) if causes else "none of the known ones found in the logged evidence")
         + "."
@@ -388,61 +405,66 @@ def _malignant(dg: _Diagnoser) -> str:
     return MALIGNANT
 
 
-def _gan_window(dg: _Diagnoser) -> tuple[float, float] | None:
+def _gan_window(case: _Case) -> tuple[float, float] | None:
     """(gan_start, window length) when gan_start lies inside the logged steps."""
-    gs = dg.run.gan_start
-    if gs is None:
+    gan_start = case.run.gan_start
+    if gan_start is None:
         return None
-    dg.ev("gan_start", gs)
-    if not dg.x0 < gs < dg.x1:
-        dg.say(
-            f"gan_start={fmt(gs)} is outside the logged steps [{fmt(dg.x0)}, {fmt(dg.x1)}]:"
-            " no before/after comparison."
+    case.record("gan_start", gan_start)
+    if not case.first_step < gan_start < case.last_step:
+        case.explain(
+            f"gan_start={fmt(gan_start)} is outside the logged steps"
+            f" [{fmt(case.first_step)}, {fmt(case.last_step)}]: no before/after comparison."
         )
         return None
-    return gs, dg.th.plateau_window_frac * dg.span
+    return gan_start, case.limits.plateau_window_frac * case.span
 
 
-def _gan_plateau(dg: _Diagnoser, gs: float, w: float) -> None:
+def _gan_plateau(case: _Case, gan_start: float, width: float) -> None:
     """KL slope before vs after gan_start (G3) and where the adversarial gradient goes (G2)."""
-    kl, th = dg.s("train/kl"), dg.th
+    kl, limits = case.smoothed(metric.TRAIN_KL), case.limits
     assert kl is not None
-    kl_gs = dg.ev("kl_at_gan_start", level(kl, gs - th.edge_frac * dg.span, gs))
-    before = fit_slope(kl, gs - w, gs, th.min_window_points)
-    after = fit_slope(kl, gs, gs + w, th.min_window_points)
-    if before is None or after is None:
-        dg.say("Too few KL points around gan_start to compare slopes.")
-        return
-    dg.ev("kl_slope_before_gan", before)
-    dg.ev("kl_slope_after_gan", after)
-    rb = dg.ev("kl_rel_slope_before_gan", before * w / max(abs(kl_gs), 1e-12))
-    ra = dg.ev("kl_rel_slope_after_gan", after * w / max(abs(kl_gs), 1e-12))
-    # KL saturating on its own also slows down: compare with the deceleration seen before GAN.
-    earlier = fit_slope(kl, gs - 2 * w, gs - w, th.min_window_points)
-    trend = float(np.clip(before / earlier, 0.0, 1.0)) if earlier and earlier > 0 < before else 1.0
-    dg.ev("kl_slope_ratio_pre_gan", trend)
-    nums = (
-        f"KL slope {fmt(before)} -> {fmt(after)} nats/step, i.e. {fmt(rb)} -> {fmt(ra)} of"
-        f" the KL level at gan_start ({fmt(kl_gs)}) per {fmt(w)}-step window"
+    kl_at_gan = case.record(
+        "kl_at_gan_start", level(kl, gan_start - limits.edge_frac * case.span, gan_start)
     )
-    if rb <= th.kl_growth:
-        state = "already flattened" if rb >= -th.kl_growth else "been falling"
-        dg.say(f"KL had {state} before GAN start ({nums}); no causal claim.")
-    elif ra <= th.plateau_ratio * rb * trend:
-        dg.d.flags.append(FLAG_PLATEAU)
-        dg.say(
-            f"KL flattened after GAN start: {nums}; the pre-GAN trend (slope x{fmt(trend)}"
-            f" per window) predicted {fmt(rb * trend)} (plateau_ratio={fmt(th.plateau_ratio)})."
+    before = fit_slope(kl, gan_start - width, gan_start, limits.min_window_points)
+    after = fit_slope(kl, gan_start, gan_start + width, limits.min_window_points)
+    if before is None or after is None:
+        case.explain("Too few KL points around gan_start to compare slopes.")
+        return
+    case.record("kl_slope_before_gan", before)
+    case.record("kl_slope_after_gan", after)
+    per_level = width / max(abs(kl_at_gan), 1e-12)  # slope -> change over a window, relative
+    rel_before = case.record("kl_rel_slope_before_gan", before * per_level)
+    rel_after = case.record("kl_rel_slope_after_gan", after * per_level)
+    # KL saturating on its own also slows down: compare with the deceleration seen before GAN.
+    earlier = fit_slope(kl, gan_start - 2 * width, gan_start - width, limits.min_window_points)
+    trend = float(np.clip(before / earlier, 0.0, 1.0)) if earlier and earlier > 0 < before else 1.0
+    case.record("kl_slope_ratio_pre_gan", trend)
+    slopes = (
+        f"KL slope {fmt(before)} -> {fmt(after)} nats/step, i.e. {fmt(rel_before)} ->"
+        f" {fmt(rel_after)} of the KL level at gan_start ({fmt(kl_at_gan)}) per"
+        f" {fmt(width)}-step window"
+    )
+    if rel_before <= limits.kl_growth:
+        state = "already flattened" if rel_before >= -limits.kl_growth else "been falling"
+        case.explain(f"KL had {state} before GAN start ({slopes}); no causal claim.")
+    elif rel_after <= limits.plateau_ratio * rel_before * trend:
+        case.diagnosis.flags.append(FLAG_PLATEAU)
+        case.explain(
+            f"KL flattened after GAN start: {slopes}; the pre-GAN trend (slope x{fmt(trend)}"
+            f" per window) predicted {fmt(rel_before * trend)}"
+            f" (plateau_ratio={fmt(limits.plateau_ratio)})."
         )
-    elif ra <= th.plateau_ratio * rb:
-        dg.say(
-            f"KL slowed after GAN start ({nums}) but no more than its pre-GAN deceleration"
+    elif rel_after <= limits.plateau_ratio * rel_before:
+        case.explain(
+            f"KL slowed after GAN start ({slopes}) but no more than its pre-GAN deceleration"
             f" (slope x{fmt(trend)} per window) predicts: KL is saturating on its own;"
             " no causal claim."
         )
     else:
-        dg.say(f"KL did not flatten after GAN start: {nums}.")
-    _grad_shares(dg, gs, w)
+        case.explain(f"KL did not flatten after GAN start: {slopes}.")
+    _grad_shares(case, gan_start, width)
 
 
 def last_step_before(gan_start: float) -> float:
@@ -452,27 +474,31 @@ def last_step_before(gan_start: float) -> float:
 
 def grad_means(run: Run, lo: float, hi: float) -> dict[str, tuple[float, float]]:
     """Mean (encoder, decoder) gradient norm per loss term over [lo, hi]."""
-    out = {}
+    means = {}
     for term in GRAD_TERMS:
-        enc, dec = run.get(f"grad/{term}/encoder"), run.get(f"grad/{term}/decoder")
-        if enc is None or dec is None:
+        encoder = run.get(metric.grad(term, "encoder"))
+        decoder = run.get(metric.grad(term, "decoder"))
+        if encoder is None or decoder is None:
             continue
-        e, d = enc.between(lo, hi), dec.between(lo, hi)
-        if len(e) and len(d):
-            out[term] = (float(e.y.mean()), float(d.y.mean()))
-    return out
+        encoder, decoder = encoder.between(lo, hi), decoder.between(lo, hi)
+        if len(encoder) and len(decoder):
+            means[term] = (float(encoder.y.mean()), float(decoder.y.mean()))
+    return means
 
 
-def _grad_shares(dg: _Diagnoser, gs: float, w: float) -> None:
-    after = grad_means(dg.run, gs, gs + w)
-    shares = {t: e / max(e + d, 1e-30) for t, (e, d) in after.items()}
+def _grad_shares(case: _Case, gan_start: float, width: float) -> None:
+    after = grad_means(case.run, gan_start, gan_start + width)
+    shares = {
+        term: encoder / max(encoder + decoder, 1e-30)
+        for term, (encoder, decoder) in after.items()
+    }
     for term, share in shares.items():
-        dg.ev(f"grad_{term}_encoder_share_after_gan", share)
-    before = grad_means(dg.run, gs - w, last_step_before(gs))
+        case.record(f"grad_{term}_encoder_share_after_gan", share)
+    before = grad_means(case.run, gan_start - width, last_step_before(gan_start))
     for label, means in (("before", before), ("after", after)):
-        total = sum(e for e, _ in means.values())
-        if "kl" in means and total > 0:
-            dg.ev(f"grad_kl_share_of_encoder_{label}_gan", means["kl"][0] / total)
+        encoder_total = sum(encoder for encoder, _ in means.values())
+        if "kl" in means and encoder_total > 0:
+            case.record(f"grad_kl_share_of_encoder_{label}_gan", means["kl"][0] / encoder_total)
     if "adv" not in shares or "rec" not in shares:
         return
     adv, rec = shares["adv"], shares["rec"]
@@ -481,40 +507,44 @@ def _grad_shares(dg: _Diagnoser, gs: float, w: float) -> None:
         if adv < rec
         else "not consistent with G2"
     )
-    dg.say(
+    case.explain(
         f"After GAN start the adversarial gradient norm falls {fmt(adv)} on the encoder"
         f" (encoder/(encoder+decoder)) vs {fmt(rec)} for the rec term: {verdict}."
     )
 
 
-_QUALITY = (("train/rec", False), ("val/rec", False), ("val/lpips", False), ("val/psnr", True))
+# W1's quality metrics: (name, higher is better)
+_QUALITY = ((metric.TRAIN_REC, False), (metric.VAL_REC, False), (metric.VAL_LPIPS, False),
+            (metric.VAL_PSNR, True))
 
 
-def _gan_overweighted(dg: _Diagnoser, gs: float) -> None:
+def _gan_overweighted(case: _Case, gan_start: float) -> None:
     """W1: reconstruction quality at the end vs at gan_start."""
-    th = dg.th
+    limits = case.limits
     worse = []
     for name, higher_better in _QUALITY:
-        s = dg.s(name)
-        if s is None or s.x[0] >= gs or s.x[-1] <= gs:
+        series = case.smoothed(name)
+        if series is None or series.x[0] >= gan_start or series.x[-1] <= gan_start:
             continue
-        pre = s.between(-np.inf, gs)
-        at = level(pre, gs - th.edge_frac * dg.span, gs)
-        end = dg.final(name)
+        before_gan = series.between(-np.inf, gan_start)
+        at_gan = level(before_gan, gan_start - limits.edge_frac * case.span, gan_start)
+        end = case.final(name)
         assert end is not None
         if higher_better:
-            change, bad = dg.ev(f"{name}_drop_after_gan", at - end), at - end > th.gan_psnr_drop_db
-            unit = f"dropped by {fmt(change)} dB (gan_psnr_drop_db={fmt(th.gan_psnr_drop_db)})"
+            change = case.record(f"{name}_drop_after_gan", at_gan - end)
+            bad = at_gan - end > limits.gan_psnr_drop_db
+            unit = f"dropped by {fmt(change)} dB (gan_psnr_drop_db={fmt(limits.gan_psnr_drop_db)})"
         else:
-            change = dg.ev(f"{name}_change_after_gan", (end - at) / max(abs(at), 1e-12))
-            bad = change > th.gan_rec_worsen
-            unit = f"changed by {fmt(change)} (gan_rec_worsen={fmt(th.gan_rec_worsen)})"
+            relative = (end - at_gan) / max(abs(at_gan), 1e-12)
+            change = case.record(f"{name}_change_after_gan", relative)
+            bad = change > limits.gan_rec_worsen
+            unit = f"changed by {fmt(change)} (gan_rec_worsen={fmt(limits.gan_rec_worsen)})"
         if bad:
-            worse.append(f"{name} {fmt(at)} at gan_start -> {fmt(end)} at the end, {unit}")
+            worse.append(f"{name} {fmt(at_gan)} at gan_start -> {fmt(end)} at the end, {unit}")
     if worse:
-        if FLAG_GAN_HEAVY not in dg.d.flags:  # the pair may have flagged it already
-            dg.d.flags.append(FLAG_GAN_HEAVY)
-        dg.say(
+        if FLAG_GAN_HEAVY not in case.diagnosis.flags:  # the pair may have flagged it already
+            case.diagnosis.flags.append(FLAG_GAN_HEAVY)
+        case.explain(
             "Reconstruction got worse after GAN start (W1: adversarial weight too large?): "
             + "; ".join(worse)
             + "."

@@ -9,9 +9,7 @@ from vaegan.analysis.diagnose import Diagnosis, DiagnosisThresholds, diagnose, f
 from vaegan.analysis.paired import GanEffect
 from vaegan.analysis.plots import write_plots
 from vaegan.analysis.runs import Run, load_run
-
-REPORT_FILE = "diagnosis.md"
-PLOTS_DIR = "plots"
+from vaegan.app.layout import RunLayout
 
 
 def md_table(header: list[str], rows: list[list[str]]) -> str:
@@ -98,10 +96,10 @@ def paired_table(effect: GanEffect) -> list[str]:
 
 def render_report(run: Run, diagnosis: Diagnosis, thresholds: DiagnosisThresholds) -> list[Path]:
     """Write plots, diagnosis.md and diagnosis.json into the run dir; returns the paths."""
-    plots = write_plots(run, run.path / PLOTS_DIR)
-    md = run.path / REPORT_FILE
+    layout = RunLayout(run.path)
+    plots = write_plots(run, layout.plots)
+    md, js = layout.diagnosis, layout.diagnosis_json
     md.write_text(render_markdown(run, diagnosis, thresholds, plots))
-    js = md.with_suffix(".json")
     js.write_text(json.dumps({**diagnosis.as_dict(), "thresholds": thresholds.as_dict()}, indent=2))
     return [md, js, *plots]
 

@@ -18,14 +18,14 @@ from typing import Any
 import numpy as np
 
 from vaegan.app.layout import CONTROL_DIR, HYDRA_DIR, METRICS_FILE, RUN_INFO, RunDirError
-from vaegan.core import metric_names as M
+from vaegan.core import metric_names as metric
 
 # RUN_DIR/control (CONTROL_DIR) is the no-GAN branch of a `gan_control=true` run: a run dir of
 # its own that belongs to its parent (Run.control), not a separate run of a sweep.
 
 # Directory names a logger puts between the run dir and metrics.csv (not runs themselves).
 _LOGGER_DIRS = re.compile(r"^(csv|logs?|lightning_logs|version_\d+)$")
-_KL_DIM = re.compile("^" + re.escape(M.LATENT_KL_DIM) + r"(\d+)$")
+_KL_DIM = re.compile("^" + re.escape(metric.LATENT_KL_DIM) + r"(\d+)$")
 
 
 @dataclass(frozen=True)
@@ -98,7 +98,7 @@ class Run:
     @property
     def beta(self) -> float | None:
         """Final logged β, else the configured peak β."""
-        logged = self.get(M.TRAIN_BETA)
+        logged = self.get(metric.TRAIN_BETA)
         if logged is not None:
             return logged.last
         return _as_float(self.info.get("beta", self.cfg("beta")))
@@ -131,7 +131,7 @@ class Run:
     @property
     def latent_dims(self) -> int | None:
         """Latent dims per sample: `latent/total_dims` if logged, else derived from the config."""
-        logged = self.get(M.LATENT_TOTAL_DIMS)
+        logged = self.get(metric.LATENT_TOTAL_DIMS)
         if logged is not None and logged.last > 0:
             return int(logged.last)
         return _latent_dims_from_config(self)
@@ -235,12 +235,12 @@ def read_metrics(csv_path: Path) -> tuple[str, dict[str, Series]]:
         columns[name] = col
     if not n_rows:
         raise RunDirError(f"{csv_path}: metrics file has no rows")
-    x_name = M.GEN_STEP if M.GEN_STEP in columns else "step"
+    x_name = metric.GEN_STEP if metric.GEN_STEP in columns else "step"
     x = _x_column(columns, x_name)
     series = {
         name: _collapse(x, y)
         for name, y in columns.items()
-        if name and name not in ("epoch", "step", M.GEN_STEP)
+        if name and name not in ("epoch", "step", metric.GEN_STEP)
     }
     for name in list(series):
         if name.endswith("_step") and name[:-5] not in series:

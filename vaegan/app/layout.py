@@ -1,7 +1,8 @@
 """The run directory's layout: every name a run writes below RUN_DIR, defined once.
 
-Light on purpose (pathlib only): ``vaegan-diagnose`` and the notebook read run dirs with it
-without importing torch or Lightning.
+The vocabulary every layer shares (the guard and requeue write ``last.ckpt``, the analysis
+reads ``metrics.csv``), so it imports nothing but pathlib: ``vaegan-diagnose`` and the
+notebook read run dirs without importing torch or Lightning.
 """
 
 from __future__ import annotations
@@ -23,6 +24,9 @@ DIAGNOSIS_JSON = "diagnosis.json"
 FAILED = "FAILED"  # a failed job's traceback
 LOCK_FILE = ".vaegan.lock"
 HYDRA_DIR = ".hydra"
+HYDRA_CONFIG = "config.yaml"  # Hydra's composed config, in HYDRA_DIR
+HYDRA_OVERRIDES = "overrides.yaml"  # the command line's overrides, in HYDRA_DIR
+HYDRA_SETTINGS = "hydra.yaml"  # Hydra's own config (run dir, choices), in HYDRA_DIR
 # What a previous run leaves that a new run must not mix with (on_existing_run=overwrite
 # removes these).
 RUN_OUTPUTS = (CHECKPOINTS, CSV_DIR, IMAGES, PLOTS, RUN_INFO, FAILED, DIAGNOSIS,
@@ -81,6 +85,22 @@ class RunLayout:
     @property
     def diagnosis(self) -> Path:
         return self.root / DIAGNOSIS
+
+    @property
+    def diagnosis_json(self) -> Path:
+        return self.root / DIAGNOSIS_JSON
+
+    @property
+    def hydra_config(self) -> Path:
+        return self.root / HYDRA_DIR / HYDRA_CONFIG
+
+    @property
+    def hydra_overrides(self) -> Path:
+        return self.root / HYDRA_DIR / HYDRA_OVERRIDES
+
+    @property
+    def hydra_settings(self) -> Path:
+        return self.root / HYDRA_DIR / HYDRA_SETTINGS
 
     @property
     def failed(self) -> Path:

@@ -67,3 +67,7 @@ LATENT_ACTIVE_UNITS = LATENT + "active_units"
 LATENT_COLLAPSED_DIMS = LATENT + "collapsed_dims"
 LATENT_TOTAL_DIMS = LATENT + "total_dims"
 LATENT_KL_DIM = LATENT + "kl_dim/"  # + the channel index: latent_kl_dim(channel)
+# the study's spectral probe (vaegan/study/probe.py)
+PROBE = "probe/"
+PROBE_HF_RATIO = PROBE + "hf_ratio"
+PROBE_LOWPASS_L1 = PROBE + "lowpass_l1"

@@ -18,12 +18,13 @@ from vaegan.analysis.diagnose import (
 from vaegan.analysis.plots import helps_log, log_y, new_figure, save
 from vaegan.analysis.report import md_table
 from vaegan.analysis.runs import Run, RunDirError, load_runs_skipping
+from vaegan.core import metric_names as metric
 
 PANELS = (
-    ("train/kl", "KL (nats/sample)"),
-    ("train/beta", "β"),
-    ("train/rec", "reconstruction"),
-    ("train/g_adv", "generator adversarial term"),
+    (metric.TRAIN_KL, "KL (nats/sample)"),
+    (metric.TRAIN_BETA, "β"),
+    (metric.TRAIN_REC, "reconstruction"),
+    (metric.TRAIN_G_ADV, "generator adversarial term"),
 )
 
 
@@ -69,24 +70,24 @@ def plot_compare(runs: Sequence[Run], labels: Sequence[str], path: Path) -> Path
     for ax, (name, title) in zip(axes, PANELS, strict=True):
         ys = []
         for i, (run, label) in enumerate(zip(runs, labels, strict=True)):
-            s = run.get(name)
-            if s is None:
+            color = f"C{i % 10}"
+            series = run.get(name)
+            if series is None:
                 continue
-            sm = smooth(s, SMOOTH_FRAC)
-            ax.plot(sm.x, sm.y, color=f"C{i % 10}", lw=1.3, label=label)
-            ys.append(sm.y)
-            c = run.control.get(name) if run.control is not None else None
-            if c is not None:  # its no-GAN branch, dotted in the same colour
-                cs = smooth(c, SMOOTH_FRAC)
-                ax.plot(cs.x, cs.y, color=f"C{i % 10}", lw=1.3, ls=":")
-                ys.append(cs.y)
-            gs = run.gan_start
-            if gs is not None:
-                ax.axvline(gs, color=f"C{i % 10}", ls="--", lw=0.8, alpha=0.7)
+            smoothed = smooth(series, SMOOTH_FRAC)
+            ax.plot(smoothed.x, smoothed.y, color=color, lw=1.3, label=label)
+            ys.append(smoothed.y)
+            control = run.control.get(name) if run.control is not None else None
+            if control is not None:  # its no-GAN branch, dotted in the same colour
+                control_smoothed = smooth(control, SMOOTH_FRAC)
+                ax.plot(control_smoothed.x, control_smoothed.y, color=color, lw=1.3, ls=":")
+                ys.append(control_smoothed.y)
+            if run.gan_start is not None:
+                ax.axvline(run.gan_start, color=color, ls="--", lw=0.8, alpha=0.7)
         if helps_log(ys):
             log_y(ax)
         ax.set_title(title + ("" if ys else " (not logged)"), fontsize=10)
-        ax.set_xlabel(runs[0].x_name if runs else "gen_step")
+        ax.set_xlabel(runs[0].x_name if runs else metric.GEN_STEP)
         ax.grid(alpha=0.3)
     axes[0].legend(
         fontsize=7, title="dashed: gan_start; dotted: no-GAN control", title_fontsize=7
@@ -95,22 +96,22 @@ def plot_compare(runs: Sequence[Run], labels: Sequence[str], path: Path) -> Path
     return save(fig, path)
 
 
-def _row(run: Run, label: str, d: Diagnosis) -> list[str]:
-    e = d.evidence
+def _row(run: Run, label: str, diagnosis: Diagnosis) -> list[str]:
+    evidence = diagnosis.evidence
     last = {
-        n: (s.last if (s := run.get(n)) is not None else None)
-        for n in ("train/kl", "val/psnr", "val/lpips")
+        name: (series.last if (series := run.get(name)) is not None else None)
+        for name in (metric.TRAIN_KL, metric.VAL_PSNR, metric.VAL_LPIPS)
     }
     return [
         label,
         f"`{run.path}`",
-        fmt(e.get("kl_final", last["train/kl"])),
-        fmt(e.get("kl_slope_after_gan")),
-        fmt(e.get("kl_rel_slope_after_gan")),
-        fmt(last["val/psnr"]),
-        fmt(last["val/lpips"]),
-        d.headline,
-        d.gan_effect.verdict if d.gan_effect is not None else "-",
+        fmt(evidence.get("kl_final", last[metric.TRAIN_KL])),
+        fmt(evidence.get("kl_slope_after_gan")),
+        fmt(evidence.get("kl_rel_slope_after_gan")),
+        fmt(last[metric.VAL_PSNR]),
+        fmt(last[metric.VAL_LPIPS]),
+        diagnosis.headline,
+        diagnosis.gan_effect.verdict if diagnosis.gan_effect is not None else "-",
     ]
 
 
@@ -144,7 +145,8 @@ def compare_runs(
         "verdict",
         "GAN effect (paired no-GAN control)",
     ]
-    rows = [_row(r, lab, d) for r, lab, d in zip(runs, labels, diagnoses, strict=True)]
+    rows = [_row(run, label, diagnosis)
+            for run, label, diagnosis in zip(runs, labels, diagnoses, strict=True)]
     table = out / "compare.md"
     table.write_text(
         f"# Comparison of {len(runs)} runs\n\n![compare](compare.png)\n\n"

@@ -15,6 +15,7 @@ import numpy as np
 
 from vaegan.analysis.runs import Run, Series
 from vaegan.analysis.trends import fit_slope, level, smooth
+from vaegan.core import metric_names as metric
 
 GAN_FLATTENED = "the GAN flattened KL (the control keeps rising)"
 FLATTENS_ANYWAY = "KL flattens without the GAN too"
@@ -23,14 +24,14 @@ NO_CONTROL = "no causal claim: no no-GAN control (train with gan_control=true)"
 
 # Compared after the fork; train rows pair by step, val rows by validation step.
 PAIRED = (
-    "train/kl", "train/kl_mu", "train/kl_var",
-    "latent/logvar_mean", "latent/logvar_min", "latent/clamp_frac",
-    "train/rec", "train/perceptual",
-    "val/rec", "val/lpips", "val/psnr", "val/kl",
+    metric.TRAIN_KL, metric.TRAIN_KL_MU, metric.TRAIN_KL_VAR,
+    metric.LATENT_LOGVAR_MEAN, metric.LATENT_LOGVAR_MIN, metric.LATENT_CLAMP_FRAC,
+    metric.TRAIN_REC, metric.TRAIN_PERCEPTUAL,
+    metric.VAL_REC, metric.VAL_LPIPS, metric.VAL_PSNR, metric.VAL_KL,
 )
 # W1, paired: the GAN branch's reconstruction worse than the control's at the same steps.
-_WORSE_IF_HIGHER = ("val/rec", "val/lpips")
-_WORSE_IF_LOWER = ("val/psnr",)
+_WORSE_IF_HIGHER = (metric.VAL_REC, metric.VAL_LPIPS)
+_WORSE_IF_LOWER = (metric.VAL_PSNR,)
 
 
 @dataclass
@@ -61,19 +62,19 @@ class GanEffect:
 
 def paired_row(name: str, gan: Series, control: Series, lo: float, hi: float) -> PairedRow | None:
     """Means of both branches over [lo, hi] and of their differences at shared steps."""
-    g, c = gan.between(lo, hi), control.between(lo, hi)
-    if not len(g) or not len(c):
+    gan, control = gan.between(lo, hi), control.between(lo, hi)
+    if not len(gan) or not len(control):
         return None
-    shared, gi, ci = np.intersect1d(g.x, c.x, return_indices=True)
-    diffs = g.y[gi] - c.y[ci]
-    n = len(shared)
-    diff = float(diffs.mean()) if n else float(g.y.mean() - c.y.mean())
+    shared, gan_at, control_at = np.intersect1d(gan.x, control.x, return_indices=True)
+    diffs = gan.y[gan_at] - control.y[control_at]
+    pairs = len(shared)
+    diff = float(diffs.mean()) if pairs else float(gan.y.mean() - control.y.mean())
     # Neighbouring steps are correlated, so this interval is narrower than an honest one:
     # it says whether the windows differ, the seeds of a study say by how much.
-    ci95 = float(1.96 * diffs.std(ddof=1) / np.sqrt(n)) if n >= 3 else None
-    control_mean = float(c.y.mean())
+    ci95 = float(1.96 * diffs.std(ddof=1) / np.sqrt(pairs)) if pairs >= 3 else None
+    control_mean = float(control.y.mean())
     rel = diff / abs(control_mean) if abs(control_mean) > 1e-12 else None
-    return PairedRow(name, lo, hi, float(g.y.mean()), control_mean, diff, ci95, rel, n)
+    return PairedRow(name, lo, hi, float(gan.y.mean()), control_mean, diff, ci95, rel, pairs)
 
 
 def gan_effect(
@@ -99,10 +100,11 @@ def gan_effect(
     4. otherwise inconclusive (KL still rising with the GAN, or not clearly flatter).
     """
     fork = run.fork_step or run.gan_start
-    kl = run.get("train/kl")
+    kl = run.get(metric.TRAIN_KL)
     if fork is None or kl is None or not kl.x[0] < fork < kl.x[-1]:
         return None
-    if run.control is None or run.control.get("train/kl") is None:
+    control_kl = None if run.control is None else run.control.get(metric.TRAIN_KL)
+    if control_kl is None:
         return GanEffect(
             NO_CONTROL,
             [
@@ -111,88 +113,94 @@ def gan_effect(
                 "gan_start, and the diagnosis compares the two."
             ],
         )
-    ckl = run.control.get("train/kl")
-    assert ckl is not None
-    end = min(float(kl.x[-1]), float(ckl.x[-1]))
+    end = min(float(kl.x[-1]), float(control_kl.x[-1]))
     mid = fork + (end - fork) / 2
-    eff = GanEffect(PAIR_INCONCLUSIVE)
-    ev = eff.evidence
-    ev.update(pair_fork=fork, pair_late_lo=mid, pair_late_hi=end)
-    g_s, c_s = smooth(kl, smooth_frac), smooth(ckl, smooth_frac)
-    kl_fork = level(g_s, fork - edge * (fork - float(kl.x[0])), fork)
-    ev["pair_kl_at_fork"] = kl_fork
+    effect = GanEffect(PAIR_INCONCLUSIVE)
+    evidence = effect.evidence
+    evidence.update(pair_fork=fork, pair_late_lo=mid, pair_late_hi=end)
+    gan_smoothed, control_smoothed = smooth(kl, smooth_frac), smooth(control_kl, smooth_frac)
+    kl_fork = level(gan_smoothed, fork - edge * (fork - float(kl.x[0])), fork)
+    evidence["pair_kl_at_fork"] = kl_fork
     slopes = {}
-    for label, s in (("gan", g_s), ("control", c_s)):
-        slope = fit_slope(s, mid, end, min_points)
+    for label, series in (("gan", gan_smoothed), ("control", control_smoothed)):
+        slope = fit_slope(series, mid, end, min_points)
         if slope is not None:
             slopes[label] = slope * (end - mid) / max(abs(kl_fork), 1e-12)
-            ev[f"pair_kl_rel_slope_late_{label}"] = slopes[label]
-    _paired_rows(run, eff, fork, mid, end)
+            evidence[f"pair_kl_rel_slope_late_{label}"] = slopes[label]
+    _paired_rows(run, effect, fork, mid, end)
     window = f"late window [{mid:.0f}, {end:.0f}] after the fork at {fork:.0f}"
     if len(slopes) < 2:
-        eff.explanation.append(
+        effect.explanation.append(
             f"Inconclusive (gate: each branch needs {min_points} KL points in the {window})."
         )
     else:
-        g, c = slopes["gan"], slopes["control"]
-        ratio = f" (the GAN run at {g / c:.2f}x the control's rate)" if c > 0 else ""
-        if c > 0:
-            ev["pair_kl_slope_ratio_late"] = g / c
-        nums = (
-            f"KL moved {g:+.3g} (GAN) vs {c:+.3g} (no-GAN control) of its level at the fork "
-            f"({kl_fork:.4g} nats) across the {window}{ratio}; kl_growth={kl_growth:g}, "
-            f"plateau_ratio={plateau_ratio:g}"
+        gan_slope, control_slope = slopes["gan"], slopes["control"]
+        ratio = (
+            f" (the GAN run at {gan_slope / control_slope:.2f}x the control's rate)"
+            if control_slope > 0 else ""
         )
-        if c > kl_growth and g <= plateau_ratio * c:
-            eff.verdict = GAN_FLATTENED
-            eff.explanation.append(f"The control keeps rising while the GAN run does not: {nums}.")
-        elif c <= kl_growth and g <= kl_growth:
-            eff.verdict = FLATTENS_ANYWAY
-            eff.explanation.append(f"Both branches are flat: the plateau is not the GAN's: {nums}.")
-        elif g > kl_growth:
-            eff.explanation.append(
-                f"Inconclusive: KL still rises with the GAN (no plateau): {nums}."
+        if control_slope > 0:
+            evidence["pair_kl_slope_ratio_late"] = gan_slope / control_slope
+        numbers = (
+            f"KL moved {gan_slope:+.3g} (GAN) vs {control_slope:+.3g} (no-GAN control) of its"
+            f" level at the fork ({kl_fork:.4g} nats) across the {window}{ratio};"
+            f" kl_growth={kl_growth:g}, plateau_ratio={plateau_ratio:g}"
+        )
+        if control_slope > kl_growth and gan_slope <= plateau_ratio * control_slope:
+            effect.verdict = GAN_FLATTENED
+            effect.explanation.append(
+                f"The control keeps rising while the GAN run does not: {numbers}."
+            )
+        elif control_slope <= kl_growth and gan_slope <= kl_growth:
+            effect.verdict = FLATTENS_ANYWAY
+            effect.explanation.append(
+                f"Both branches are flat: the plateau is not the GAN's: {numbers}."
+            )
+        elif gan_slope > kl_growth:
+            effect.explanation.append(
+                f"Inconclusive: KL still rises with the GAN (no plateau): {numbers}."
             )
         else:
-            eff.explanation.append(
+            effect.explanation.append(
                 f"Inconclusive: the control rises, but the GAN run is not flatter by the margin: "
-                f"{nums}."
+                f"{numbers}."
             )
-    _paired_w1(eff, gan_rec_worsen, gan_psnr_drop_db)
-    return eff
+    _paired_w1(effect, gan_rec_worsen, gan_psnr_drop_db)
+    return effect
 
 
-def _paired_rows(run: Run, eff: GanEffect, fork: float, mid: float, end: float) -> None:
+def _paired_rows(run: Run, effect: GanEffect, fork: float, mid: float, end: float) -> None:
     assert run.control is not None
     for name in PAIRED:
-        g, c = run.get(name), run.control.get(name)
-        if g is None or c is None:
+        gan, control = run.get(name), run.control.get(name)
+        if gan is None or control is None:
             continue
         for lo, hi in ((fork, mid), (mid, end)):
-            row = paired_row(name, g, c, lo, hi)
+            row = paired_row(name, gan, control, lo, hi)
             if row is not None:
-                eff.rows.append(row)
-    for row in eff.rows:
+                effect.rows.append(row)
+    for row in effect.rows:
         if row.lo == mid:
-            eff.evidence[f"pair_{row.name}_diff_late"] = row.diff
+            effect.evidence[f"pair_{row.name}_diff_late"] = row.diff
 
 
-def _paired_w1(eff: GanEffect, rec_worsen: float, psnr_drop_db: float) -> None:
+def _paired_w1(effect: GanEffect, rec_worsen: float, psnr_drop_db: float) -> None:
     """W1 on the pair: reconstruction worse with the GAN than without it, same late steps."""
-    late = {r.name: r for r in eff.rows if r.hi == eff.evidence["pair_late_hi"]}
+    late = {row.name: row for row in effect.rows if row.hi == effect.evidence["pair_late_hi"]}
     worse = [
-        f"{n} {late[n].gan:.4g} vs {late[n].control:.4g} ({late[n].rel:+.3g}, "
+        f"{name} {late[name].gan:.4g} vs {late[name].control:.4g} ({late[name].rel:+.3g}, "
         f"gan_rec_worsen={rec_worsen:g})"
-        for n in _WORSE_IF_HIGHER
-        if n in late and late[n].rel is not None and late[n].rel > rec_worsen
+        for name in _WORSE_IF_HIGHER
+        if name in late and late[name].rel is not None and late[name].rel > rec_worsen
     ] + [
-        f"{n} {late[n].gan:.4g} vs {late[n].control:.4g} dB (gan_psnr_drop_db={psnr_drop_db:g})"
-        for n in _WORSE_IF_LOWER
-        if n in late and -late[n].diff > psnr_drop_db
+        f"{name} {late[name].gan:.4g} vs {late[name].control:.4g} dB"
+        f" (gan_psnr_drop_db={psnr_drop_db:g})"
+        for name in _WORSE_IF_LOWER
+        if name in late and -late[name].diff > psnr_drop_db
     ]
     if worse:
-        eff.gan_overweighted = True
-        eff.explanation.append(
+        effect.gan_overweighted = True
+        effect.explanation.append(
             "Reconstruction is worse with the GAN than without it at the same steps (W1): "
             + "; ".join(worse) + "."
         )

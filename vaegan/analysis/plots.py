@@ -20,6 +20,7 @@ from vaegan.analysis.diagnose import (
     smooth,
 )
 from vaegan.analysis.runs import Run, Series
+from vaegan.core import metric_names as metric
 
 
 def new_figure(nrows: int, ncols: int, size: tuple[float, float]) -> tuple[Figure, np.ndarray]:
@@ -46,12 +47,12 @@ def log_y(ax: Axes) -> None:
     ax.set_yscale("log", nonpositive="mask")
 
 
-def draw(ax: Axes, s: Series, label: str, color: str | None = None) -> None:
+def draw(ax: Axes, series: Series, label: str, color: str | None = None) -> None:
     """Raw curve faint, smoothed curve solid (GAN losses are noisy)."""
-    sm = smooth(s, SMOOTH_FRAC)
-    (line,) = ax.plot(sm.x, sm.y, label=label, color=color, lw=1.4)
-    if len(s) > len(sm) or not np.array_equal(s.y, sm.y):
-        ax.plot(s.x, s.y, color=line.get_color(), alpha=0.25, lw=0.7)
+    smoothed = smooth(series, SMOOTH_FRAC)
+    (line,) = ax.plot(smoothed.x, smoothed.y, label=label, color=color, lw=1.4)
+    if len(series) > len(smoothed) or not np.array_equal(series.y, smoothed.y):
+        ax.plot(series.x, series.y, color=line.get_color(), alpha=0.25, lw=0.7)
 
 
 def gan_line(ax: Axes, gan_start: float | None, label: bool = True) -> None:
@@ -61,15 +62,15 @@ def gan_line(ax: Axes, gan_start: float | None, label: bool = True) -> None:
 
 def panel(ax: Axes, run: Run, names: Sequence[str], title: str, log: bool | None = None) -> bool:
     """Plot the logged ones of `names` and gan_start; log y where it helps. False if none."""
-    found = [(n, s) for n in names if (s := run.get(n)) is not None]
+    found = [(name, series) for name in names if (series := run.get(name)) is not None]
     ax.set_title(title, fontsize=10)
     if not found:
         ax.text(0.5, 0.5, "not logged", ha="center", va="center", transform=ax.transAxes)
         return False
-    for name, s in found:
-        draw(ax, s, name)
+    for name, series in found:
+        draw(ax, series, name)
     gan_line(ax, run.gan_start)
-    if helps_log([s.y for _, s in found]) if log is None else log:
+    if helps_log([series.y for _, series in found]) if log is None else log:
         log_y(ax)
     ax.legend(fontsize=7, loc="best")
     ax.grid(alpha=0.3)
@@ -79,34 +80,34 @@ def panel(ax: Axes, run: Run, names: Sequence[str], title: str, log: bool | None
 def plot_kl_curves(run: Run, path: Path) -> Path | None:
     """C1/C2/G1: KL and its parts with β (twin axis), the weighted terms of the generator loss
     (what the optimizer trades off), reconstruction, and the adversarial game."""
-    if run.get("train/kl") is None:
+    if run.get(metric.TRAIN_KL) is None:
         return None
     fig, (ax_kl, ax_terms, ax_rec, ax_adv) = new_figure(4, 1, (9, 12))
-    kl_names = ["train/kl", "train/kl_mu", "train/kl_var"]
+    kl_names = [metric.TRAIN_KL, metric.TRAIN_KL_MU, metric.TRAIN_KL_VAR]
     panel(ax_kl, run, kl_names, "KL (nats/sample): total, μ² part, variance part")
     draw_control(ax_kl, run, kl_names[:1])
-    beta = run.get("train/beta")
+    beta = run.get(metric.TRAIN_BETA)
     if beta is not None:
         twin = ax_kl.twinx()
-        twin.plot(beta.x, beta.y, color="gray", lw=1, ls=":", label="β (train/beta)")
+        twin.plot(beta.x, beta.y, color="gray", lw=1, ls=":", label=f"β ({metric.TRAIN_BETA})")
         twin.set_ylabel("β")
         twin.legend(fontsize=7, loc="lower right")
     panel(
         ax_terms,
         run,
         [
-            "train/rec",
-            "train/perceptual_weighted",
-            "train/kl_weighted",
-            "train/g_adv_weighted",
-            "train/loss",
+            metric.TRAIN_REC,
+            metric.TRAIN_PERCEPTUAL_WEIGHTED,
+            metric.TRAIN_KL_WEIGHTED,
+            metric.TRAIN_G_ADV_WEIGHTED,
+            metric.TRAIN_LOSS,
         ],
         "generator loss terms as weighted in the total (β·KL vs recon)",
     )
-    panel(ax_rec, run, ["train/rec", "val/rec", "train/perceptual", "train/nll"], "reconstruction")
-    panel(
-        ax_adv, run, ["train/g_adv", "train/d_loss", "train/adv_weight"], "adversarial", log=False
-    )
+    panel(ax_rec, run, [metric.TRAIN_REC, metric.VAL_REC, metric.TRAIN_PERCEPTUAL,
+                        metric.TRAIN_NLL], "reconstruction")
+    panel(ax_adv, run, [metric.TRAIN_G_ADV, metric.TRAIN_D_LOSS, metric.TRAIN_ADV_WEIGHT],
+          "adversarial", log=False)
     ax_adv.set_xlabel(run.x_name)
     fig.suptitle(f"{run.name}: KL and loss terms")
     return save(fig, path)
@@ -118,25 +119,26 @@ def draw_control(ax: Axes, run: Run, names: Sequence[str]) -> None:
         return
     colors = {line.get_label(): line.get_color() for line in ax.get_lines()}
     for name in names:
-        s = run.control.get(name)
-        if s is not None:
-            sm = smooth(s, SMOOTH_FRAC)
-            ax.plot(sm.x, sm.y, ls="--", lw=1.4, color=colors.get(name), label=f"{name} (no GAN)")
+        series = run.control.get(name)
+        if series is not None:
+            smoothed = smooth(series, SMOOTH_FRAC)
+            ax.plot(smoothed.x, smoothed.y, ls="--", lw=1.4, color=colors.get(name),
+                    label=f"{name} (no GAN)")
     ax.legend(fontsize=7, loc="best")
 
 
 GAN_CONTROL_PANELS = (
-    (("train/kl",), "KL (nats/sample)"),
-    (("train/kl_mu", "train/kl_var"), "KL's μ² part and variance part"),
-    (("latent/logvar_mean", "latent/logvar_min"), "log σ²: mean and min"),
-    (("train/rec", "val/rec"), "reconstruction"),
+    ((metric.TRAIN_KL,), "KL (nats/sample)"),
+    ((metric.TRAIN_KL_MU, metric.TRAIN_KL_VAR), "KL's μ² part and variance part"),
+    ((metric.LATENT_LOGVAR_MEAN, metric.LATENT_LOGVAR_MIN), "log σ²: mean and min"),
+    ((metric.TRAIN_REC, metric.VAL_REC), "reconstruction"),
 )
 
 
 def plot_gan_control(run: Run, path: Path) -> Path | None:
     """G1/G3/W1 on the pair: each curve with the GAN (solid) and without it (dashed), forked at
     gan_start from the same checkpoint; the gap after the fork is the GAN's effect."""
-    if run.control is None or run.get("train/kl") is None:
+    if run.control is None or run.get(metric.TRAIN_KL) is None:
         return None
     fig, axes = new_figure(len(GAN_CONTROL_PANELS), 1, (9, 3 * len(GAN_CONTROL_PANELS)))
     for ax, (names, title) in zip(axes, GAN_CONTROL_PANELS, strict=True):
@@ -149,25 +151,27 @@ def plot_gan_control(run: Run, path: Path) -> Path | None:
 
 def plot_latent_stats(run: Run, path: Path) -> Path | None:
     """C1/F3/G3: posterior μ and σ² statistics, with the log σ² clamp bounds."""
-    names = ["latent/mu_mean", "latent/mu_std", "latent/logvar_mean", "latent/var_mean"]
-    if all(run.get(n) is None for n in names):
+    names = [metric.LATENT_MU_MEAN, metric.LATENT_MU_STD, metric.LATENT_LOGVAR_MEAN,
+             metric.LATENT_VAR_MEAN]
+    if all(run.get(name) is None for name in names):
         return None
     fig, (ax_mu, ax_lv, ax_units) = new_figure(3, 1, (9, 9))
-    panel(ax_mu, run, ["latent/mu_mean", "latent/mu_std"], "posterior mean μ", log=False)
+    panel(ax_mu, run, [metric.LATENT_MU_MEAN, metric.LATENT_MU_STD], "posterior mean μ",
+          log=False)
     panel(
         ax_lv,
         run,
-        ["latent/logvar_mean", "latent/logvar_min", "latent/logvar_max"],
+        [metric.LATENT_LOGVAR_MEAN, metric.LATENT_LOGVAR_MIN, metric.LATENT_LOGVAR_MAX],
         "log σ² (dotted: clamp bounds)",
         log=False,
     )
     for bound in run.logvar_bounds:
         if bound is not None:
             ax_lv.axhline(bound, color="k", ls=":", lw=1)
-    var = run.get("latent/var_mean")
+    var = run.get(metric.LATENT_VAR_MEAN)
     if var is not None:
         twin = ax_lv.twinx()
-        twin.plot(var.x, var.y, color="purple", lw=1, alpha=0.7, label="latent/var_mean")
+        twin.plot(var.x, var.y, color="purple", lw=1, alpha=0.7, label=metric.LATENT_VAR_MEAN)
         if helps_log([var.y]):
             log_y(twin)
         twin.set_ylabel("σ² mean")
@@ -175,7 +179,7 @@ def plot_latent_stats(run: Run, path: Path) -> Path | None:
     panel(
         ax_units,
         run,
-        ["latent/clamp_frac", "latent/active_units", "latent/collapsed_dims"],
+        [metric.LATENT_CLAMP_FRAC, metric.LATENT_ACTIVE_UNITS, metric.LATENT_COLLAPSED_DIMS],
         "clamp fraction, active units, collapsed dims",
         log=False,
     )
@@ -189,10 +193,10 @@ def plot_kl_per_dim(run: Run, path: Path) -> Path | None:
     dims = run.kl_dims()
     if not dims:
         return None
-    lo = min(s.x[0] for _, s in dims)
-    hi = max(s.x[-1] for _, s in dims)
-    grid = np.linspace(lo, hi, min(400, max(len(s) for _, s in dims)))
-    image = np.array([np.interp(grid, s.x, s.y) for _, s in dims])
+    lo = min(series.x[0] for _, series in dims)
+    hi = max(series.x[-1] for _, series in dims)
+    grid = np.linspace(lo, hi, min(400, max(len(series) for _, series in dims)))
+    image = np.array([np.interp(grid, series.x, series.y) for _, series in dims])
     fig, (ax,) = new_figure(1, 1, (9, 1.5 + 0.35 * len(dims)))
     norm = LogNorm(vmin=image.min(), vmax=image.max()) if helps_log([image.ravel()]) else None
     im = ax.imshow(
@@ -215,23 +219,23 @@ def plot_kl_per_dim(run: Run, path: Path) -> Path | None:
 
 def plot_grad_shares(run: Run, path: Path) -> Path | None:
     """G2/G5: gradient norm of each loss term on encoder vs decoder, before/after gan_start."""
-    x0, x1 = run.x_range
-    gs = run.gan_start
+    first, last = run.x_range
+    gan_start = run.gan_start
     periods = (
-        [("before GAN", x0, last_step_before(gs)), ("after GAN", gs, x1)]
-        if gs is not None and x0 < gs < x1
-        else [("whole run", x0, x1)]
+        [("before GAN", first, last_step_before(gan_start)), ("after GAN", gan_start, last)]
+        if gan_start is not None and first < gan_start < last
+        else [("whole run", first, last)]
     )
     means = [(label, grad_means(run, lo, hi)) for label, lo, hi in periods]
-    terms = [t for t in GRAD_TERMS if any(t in m for _, m in means)]
+    terms = [term for term in GRAD_TERMS if any(term in by_term for _, by_term in means)]
     if not terms:
         return None
     fig, (ax_bar, ax_share) = new_figure(1, 2, (13, 4.5))
     width = 0.8 / (2 * len(means))
     pos = np.arange(len(terms))
-    for i, (label, m) in enumerate(means):
+    for i, (label, by_term) in enumerate(means):
         for j, part in enumerate(("encoder", "decoder")):
-            vals = [m.get(t, (np.nan, np.nan))[j] for t in terms]
+            vals = [by_term.get(term, (np.nan, np.nan))[j] for term in terms]
             ax_bar.bar(
                 pos + (2 * i + j - len(means) + 0.5) * width,
                 vals,
@@ -247,11 +251,13 @@ def plot_grad_shares(run: Run, path: Path) -> Path | None:
     ax_bar.legend(fontsize=7)
     ax_bar.set_title("gradient norm per term")
     for term in terms:
-        enc, dec = run.get(f"grad/{term}/encoder"), run.get(f"grad/{term}/decoder")
-        if enc is not None and dec is not None:
-            d = np.interp(enc.x, dec.x, dec.y)
-            draw(ax_share, Series(enc.x, enc.y / np.maximum(enc.y + d, 1e-30)), term)
-    gan_line(ax_share, gs)
+        encoder = run.get(metric.grad(term, "encoder"))
+        decoder = run.get(metric.grad(term, "decoder"))
+        if encoder is not None and decoder is not None:
+            decoder_y = np.interp(encoder.x, decoder.x, decoder.y)
+            share = encoder.y / np.maximum(encoder.y + decoder_y, 1e-30)
+            draw(ax_share, Series(encoder.x, share), term)
+    gan_line(ax_share, gan_start)
     ax_share.set_ylim(0, 1)
     ax_share.set_ylabel("encoder / (encoder + decoder)")
     ax_share.set_xlabel(run.x_name)
@@ -273,5 +279,5 @@ PLOTS = {
 
 def write_plots(run: Run, out_dir: Path) -> list[Path]:
     """All figures whose data were logged, as PNGs in `out_dir`."""
-    written = [fn(run, Path(out_dir) / name) for name, fn in PLOTS.items()]
-    return [p for p in written if p is not None]
+    written = [plot(run, Path(out_dir) / name) for name, plot in PLOTS.items()]
+    return [path for path in written if path is not None]

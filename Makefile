@@ -5,7 +5,7 @@ BIN     := $(VENV)/bin
 STAMP   := $(VENV)/.installed
 ARGS    ?=
 
-.PHONY: install train test lint bench bench-gpu study clean
+.PHONY: install train test test-fast lint bench bench-gpu study clean
 
 install: $(STAMP)
 
@@ -23,6 +23,11 @@ train: install
 
 test: install
 	$(BIN)/pytest -q $(ARGS)
+
+# The suite without the tests marked slow (console-script runs, DDP, multirun, notebook, study,
+# bench): the quick check while editing. `make test` (what CI runs) runs them all.
+test-fast: install
+	$(BIN)/pytest -q -m "not slow" $(ARGS)
 
 lint: install
 	$(BIN)/ruff check vaegan tests

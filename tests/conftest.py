@@ -1,4 +1,5 @@
-"""Shared fixtures and the test environment: wandb offline, tiny runs in ``tmp_path``."""
+"""Shared fixtures and the test environment: wandb offline, tiny runs in ``tmp_path``, and the
+tests marked ``gpu`` skipped on a machine without CUDA."""
 
 from __future__ import annotations
 
@@ -6,11 +7,17 @@ import os
 from pathlib import Path
 
 import pytest
+import torch
 
 from tests.helpers.run import train_tiny
 
 os.environ.setdefault("WANDB_MODE", "offline")
 os.environ.setdefault("WANDB_SILENT", "true")
+
+
+def pytest_runtest_setup(item: pytest.Item) -> None:
+    if item.get_closest_marker("gpu") and not torch.cuda.is_available():
+        pytest.skip("needs a CUDA GPU")
 
 
 @pytest.fixture

@@ -15,6 +15,7 @@ from tests.helpers.run import compose_config, train_tiny
 from vaegan.callbacks.discriminator import DiscriminatorStats
 from vaegan.callbacks.gradients import GradientAttribution, term_gradient_norms
 from vaegan.callbacks.latent import LatentStats, posterior_stats, unit_activity
+from vaegan.callbacks.progress import GenStepProgressBar
 from vaegan.loggers import once
 from vaegan.models.autoencoder import AutoencoderKL
 from vaegan.models.distributions import DiagonalGaussian
@@ -172,3 +173,29 @@ def test_hooks_do_nothing_between_intervals():
                               SimpleNamespace(logs={"adaptive_clamped": torch.tensor(1.0)},
                                               parts={"adv": None}))
     assert float(stats.clamp_hits) == 1.0  # counted on the device, logged later
+
+
+def test_progress_bar_counts_generator_steps_toward_steps(tmp_path, monkeypatch):
+    """The training bar's total is ``steps`` and it ends at ``steps``; a resumed run's bar
+    starts at the checkpoint's generator step (its rate counts only this process's steps)."""
+    import vaegan.train
+
+    built: list = []
+
+    def keep_callbacks(cfg, run_dir):
+        built[:] = build_callbacks(cfg, run_dir)
+        return built
+
+    monkeypatch.setattr(vaegan.train, "build_callbacks", keep_callbacks)
+    quick = ("gan_start=2", "~callbacks.images", "~callbacks.latent", "~callbacks.gradients",
+             "~callbacks.discriminator",  # debug=tiny switches the bar off: the shipped node
+             "callbacks.progress={_target_:vaegan.callbacks.progress.progress_bar,refresh_rate:20}")
+    bars = []
+    for steps, resume in ((4, ()), (7, ("ckpt_path=last",))):
+        train_tiny(tmp_path, *quick, f"steps={steps}", *resume)
+        bar = next(c for c in built if isinstance(c, GenStepProgressBar)).train_progress_bar
+        bars.append((bar.initial, bar.n, bar.total, bar.desc))
+    assert bars == [(0, 4, 4, "train"), (4, 7, 7, "train")]  # not "Epoch 0", batches of it
+    off = build_callbacks(compose_config(tmp_path, "++trainer.enable_progress_bar=false",
+                                         debug=None), tmp_path)
+    assert not any(isinstance(c, GenStepProgressBar) for c in off)  # Lightning would refuse it

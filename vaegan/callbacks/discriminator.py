@@ -11,7 +11,7 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import lightning as L
 import torch
@@ -19,9 +19,12 @@ from torch import Tensor, nn
 from torch.func import functional_call
 
 from vaegan.callbacks.emit import due, log_scalars
+from vaegan.core import metric_names as metric
 from vaegan.loggers.once import warn_once
-from vaegan.losses.objective import GeneratorOutput
 from vaegan.models.distributions import DiagonalGaussian
+
+if TYPE_CHECKING:
+    from vaegan.losses.objective import GeneratorTerms
 
 
 @torch.no_grad()
@@ -44,24 +47,24 @@ class DiscriminatorStats(L.Callback):
 
     def on_generator_output(
         self, trainer: L.Trainer, pl_module: Any, x: Tensor, xrec: Tensor,
-        posterior: DiagonalGaussian, out: GeneratorOutput,
+        posterior: DiagonalGaussian, terms: GeneratorTerms,
     ) -> None:
-        clamped = out.logs.get("adaptive_clamped")
+        clamped = terms.logs.get("adaptive_clamped")
         if clamped is not None:
             self.clamp_hits = clamped + self.clamp_hits
         step = pl_module.gen_step
-        if "adv" not in out.parts or not due(step, self.every_n_steps):
+        if "adv" not in terms.parts or not due(step, self.every_n_steps):
             return
         real = logits_without_side_effects(pl_module.discriminator, x)
         fake = logits_without_side_effects(pl_module.discriminator, xrec.detach())
         metrics = {
-            "train/adaptive_clamp_hits": self.clamp_hits,
-            "train/d_acc_real": (real > 0).float().mean(),
-            "train/d_acc_fake": (fake < 0).float().mean(),
+            metric.TRAIN_ADAPTIVE_CLAMP_HITS: self.clamp_hits,
+            metric.TRAIN_D_ACC_REAL: (real > 0).float().mean(),
+            metric.TRAIN_D_ACC_FAKE: (fake < 0).float().mean(),
         }
         row = log_scalars(trainer, metrics, step)
-        if row and row["train/adaptive_clamp_hits"] > 0:
-            self._warn_clamp(pl_module, row["train/adaptive_clamp_hits"])
+        if row and row[metric.TRAIN_ADAPTIVE_CLAMP_HITS] > 0:
+            self._warn_clamp(pl_module, row[metric.TRAIN_ADAPTIVE_CLAMP_HITS])
 
     @staticmethod
     def _warn_clamp(pl_module: Any, hits: float) -> None:
@@ -72,7 +75,7 @@ class DiscriminatorStats(L.Callback):
         warn_once("adaptive-clamp", (
             f"the adaptive GAN weight hit its clamp (loss.objective.adaptive_max="
             f"{objective.adaptive_max:g}) on {hits:.0f} generator steps so far: the adversarial"
-            f" weight is pinned, not adaptive.{hint} See train/adaptive_clamp_hits."))
+            f" weight is pinned, not adaptive.{hint} See {metric.TRAIN_ADAPTIVE_CLAMP_HITS}."))
 
     def state_dict(self) -> dict[str, float]:
         return {"adaptive_clamp_hits": float(self.clamp_hits)}

@@ -17,6 +17,7 @@ from lightning.pytorch.loggers import WandbLogger
 from lightning.pytorch.utilities import rank_zero_only
 from torch import Tensor
 
+from vaegan.core.metric_names import GEN_STEP
 from vaegan.core.module import batch_images
 from vaegan.loggers.once import warn_once
 
@@ -50,7 +51,7 @@ def log_scalars(
 ) -> dict[str, float]:
     """One row ``metrics`` + ``gen_step`` to every logger; returns the floats written."""
     row = to_floats(metrics)
-    row["gen_step"] = float(gen_step)
+    row[GEN_STEP] = float(gen_step)
     for logger in trainer.loggers:
         logger.log_metrics(row, step=gen_step)
     return row
@@ -65,7 +66,7 @@ def log_histograms(trainer: L.Trainer, tensors: Mapping[str, Tensor], gen_step: 
             import wandb
 
             row: dict[str, Any] = {k: wandb.Histogram(v.numpy()) for k, v in values.items()}
-            _wandb_log(logger, {**row, "gen_step": gen_step})
+            _wandb_log(logger, {**row, GEN_STEP: gen_step})
         elif hasattr(getattr(logger, "experiment", None), "add_histogram"):
             for name, v in values.items():
                 logger.experiment.add_histogram(name, v, gen_step)
@@ -78,7 +79,7 @@ def log_image(trainer: L.Trainer, key: str, grid: Tensor, gen_step: int, caption
         if isinstance(logger, WandbLogger):
             import wandb
 
-            _wandb_log(logger, {key: wandb.Image(grid, caption=caption), "gen_step": gen_step})
+            _wandb_log(logger, {key: wandb.Image(grid, caption=caption), GEN_STEP: gen_step})
         elif hasattr(getattr(logger, "experiment", None), "add_image"):
             logger.experiment.add_image(key, grid, gen_step)
 

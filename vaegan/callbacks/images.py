@@ -6,7 +6,6 @@ z ~ N(0, I) gives garbage even though reconstructions look fine.
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Any
 
 import lightning as L
@@ -15,6 +14,7 @@ from lightning.pytorch.utilities import rank_zero_only
 from torch import Tensor
 from torchvision.utils import make_grid, save_image
 
+from vaegan.app.layout import RunLayout
 from vaegan.callbacks.emit import fixed_val_images, log_image
 
 CAPTION = "rows: inputs, reconstructions (posterior mean), decoded prior samples z ~ N(0, I)"
@@ -53,7 +53,7 @@ class ImageGrids(L.Callback):
     @rank_zero_only
     def _emit(self, trainer: L.Trainer, pl_module: Any, tag: str) -> None:
         grid = self.grid(trainer, pl_module)
-        out = Path(trainer.default_root_dir) / "images"
+        out = RunLayout(trainer.default_root_dir).images
         out.mkdir(parents=True, exist_ok=True)
         save_image(grid, out / f"{tag}_step{pl_module.gen_step:07d}.png")
         log_image(trainer, "images/inputs_recs_prior", grid, pl_module.gen_step, CAPTION)

@@ -11,19 +11,22 @@ from __future__ import annotations
 
 import inspect
 import logging
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import lightning as L
 import torch
 from torch import Tensor
 
 from vaegan.callbacks.emit import due, fixed_val_images, log_histograms, log_scalars
-from vaegan.losses.objective import GeneratorOutput
+from vaegan.core import metric_names as metric
 from vaegan.models.distributions import (
     DiagonalGaussian,
     clamp_fraction,
     posterior_from_moments,
 )
+
+if TYPE_CHECKING:
+    from vaegan.losses.objective import GeneratorTerms
 
 _POSTERIOR_DEFAULTS = {
     name: p.default for name, p in inspect.signature(posterior_from_moments).parameters.items()
@@ -41,17 +44,17 @@ def posterior_stats(
     else:
         clamp = torch.zeros((), device=mu.device)
     stats = {
-        "latent/mu_mean": mu.mean(),
-        "latent/mu_std": mu.std(),
-        "latent/logvar_mean": logvar.mean(),
-        "latent/logvar_min": logvar.min(),
-        "latent/logvar_max": logvar.max(),
-        "latent/var_mean": logvar.exp().mean(),
-        "latent/clamp_frac": clamp,
-        "latent/total_dims": float(mu[0].numel()),
+        metric.LATENT_MU_MEAN: mu.mean(),
+        metric.LATENT_MU_STD: mu.std(),
+        metric.LATENT_LOGVAR_MEAN: logvar.mean(),
+        metric.LATENT_LOGVAR_MIN: logvar.min(),
+        metric.LATENT_LOGVAR_MAX: logvar.max(),
+        metric.LATENT_VAR_MEAN: logvar.exp().mean(),
+        metric.LATENT_CLAMP_FRAC: clamp,
+        metric.LATENT_TOTAL_DIMS: float(mu[0].numel()),
     }
     per_channel = DiagonalGaussian(mu, logvar, posterior.deterministic).kl_per_channel()
-    stats.update({f"latent/kl_dim/{c}": v for c, v in enumerate(per_channel)})
+    stats.update({metric.latent_kl_dim(c): v for c, v in enumerate(per_channel)})
     return stats
 
 
@@ -76,10 +79,10 @@ def unit_activity(
     mu, kl = torch.cat(means), torch.cat(kls)
     if len(mu) < MIN_UNIT_IMAGES:  # a variance over 1 image is NaN, and 0 units "active"
         nan = torch.tensor(float("nan"))
-        return {"latent/active_units": nan, "latent/collapsed_dims": nan}
+        return {metric.LATENT_ACTIVE_UNITS: nan, metric.LATENT_COLLAPSED_DIMS: nan}
     return {
-        "latent/active_units": (mu.var(dim=0) > threshold).sum().float(),
-        "latent/collapsed_dims": (kl.mean(dim=0) < threshold).sum().float(),
+        metric.LATENT_ACTIVE_UNITS: (mu.var(dim=0) > threshold).sum().float(),
+        metric.LATENT_COLLAPSED_DIMS: (kl.mean(dim=0) < threshold).sum().float(),
     }
 
 
@@ -108,14 +111,14 @@ class LatentStats(L.Callback):
 
     def on_generator_output(
         self, trainer: L.Trainer, pl_module: Any, x: Tensor, xrec: Tensor,
-        posterior: DiagonalGaussian, out: GeneratorOutput,
+        posterior: DiagonalGaussian, terms: GeneratorTerms,
     ) -> None:
         step = pl_module.gen_step
         if due(step, self.every_n_steps):
             stats = posterior_stats(posterior, pl_module.autoencoder.posterior_kwargs)
             log_scalars(trainer, stats, step)
         if due(step, self.histograms_every):
-            histograms = {"latent/mu": posterior.mean, "latent/logvar": posterior.logvar}
+            histograms = {metric.LATENT_MU: posterior.mean, metric.LATENT_LOGVAR: posterior.logvar}
             log_histograms(trainer, histograms, step)
 
     def _log_units(self, trainer: L.Trainer, pl_module: Any) -> None:
@@ -123,9 +126,10 @@ class LatentStats(L.Callback):
             self._images = fixed_val_images(trainer, self.num_images)
             if len(self._images) < MIN_UNIT_IMAGES:
                 log.warning(
-                    "latent/active_units and latent/collapsed_dims need at least %d validation "
-                    "images, the validation set has %d: logged as NaN (not computed); add "
-                    "images or raise data.val_fraction", MIN_UNIT_IMAGES, len(self._images),
+                    "%s and %s need at least %d validation images, the validation set has %d:"
+                    " logged as NaN (not computed); add images or raise data.val_fraction",
+                    metric.LATENT_ACTIVE_UNITS, metric.LATENT_COLLAPSED_DIMS, MIN_UNIT_IMAGES,
+                    len(self._images),
                 )
         images = self._images.to(pl_module.device)
         batch = getattr(trainer.datamodule, "batch_size", 64)

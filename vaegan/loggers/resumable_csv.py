@@ -19,6 +19,8 @@ from typing import Any
 from lightning.pytorch.loggers import CSVLogger
 from lightning.pytorch.utilities.rank_zero import rank_zero_only
 
+from vaegan.app.layout import METRICS_FILE
+
 
 class ResumableCSVLogger(CSVLogger):
     """``CSVLogger`` that appends to an existing ``metrics.csv``."""
@@ -27,7 +29,7 @@ class ResumableCSVLogger(CSVLogger):
     def experiment(self) -> Any:
         if self._experiment is not None or rank_zero_only.rank != 0:
             return super().experiment
-        path = Path(self.log_dir) / "metrics.csv"
+        path = Path(self.log_dir) / METRICS_FILE
         previous = path.read_text() if path.is_file() else None
         with warnings.catch_warnings():  # "... will be deleted": not here
             warnings.filterwarnings("ignore", message="Experiment logs directory")

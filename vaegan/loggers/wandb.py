@@ -19,6 +19,7 @@ from typing import Any
 from lightning.pytorch.loggers import Logger, WandbLogger
 from omegaconf import DictConfig, OmegaConf
 
+from vaegan.core.metric_names import GEN_STEP
 from vaegan.loggers.hydra_names import run_label, sweep_group
 from vaegan.loggers.once import warn_once
 
@@ -51,8 +52,8 @@ class SafeWandbLogger(WandbLogger):
 
 def use_gen_step_axis(experiment: Any) -> None:
     """Plot every metric against ``gen_step``; rows without it reuse the last value."""
-    experiment.define_metric("gen_step")
-    experiment.define_metric("*", step_metric="gen_step", step_sync=True)
+    experiment.define_metric(GEN_STEP)
+    experiment.define_metric("*", step_metric=GEN_STEP, step_sync=True)
 
 
 def make_wandb_logger(

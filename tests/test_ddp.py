@@ -17,6 +17,7 @@ from pathlib import Path
 import pytest
 from hydra.core.override_parser.overrides_parser import OverridesParser
 
+from tests.helpers.faults import nan_injection
 from tests.helpers.metrics import column, read_metrics
 from tests.helpers.run import compose_config
 from vaegan.cluster.ddp import JobObserver, child_command
@@ -94,7 +95,7 @@ def test_a_failing_ddp_job_is_reported_and_the_sweep_goes_on(tmp_path):
     # observer outlived the job and SIGKILLed the sweep over rank 1's exit code.
     sweep = tmp_path / "sweep"
     proc = vaegan_train(
-        tmp_path, "-m", *DDP, "steps=5", "faults.inject_nan={term: g_adv, at_step: 2, count: 3}",
+        tmp_path, "-m", *DDP, "steps=5", *nan_injection("g_adv", at_step=2, count=3),
         "faults.max_consecutive_nonfinite=2,100", f"hydra.sweep.dir={sweep}", returncode=1,
     )
     assert "NonFiniteLossError" in (sweep / "0" / "FAILED").read_text()

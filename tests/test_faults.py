@@ -20,8 +20,9 @@ from pathlib import Path
 import pytest
 import torch
 
+from tests.helpers.faults import nan_injection
 from tests.helpers.metrics import column, read_metrics
-from tests.helpers.run import compose_config, run_main, train_tiny
+from tests.helpers.run import check_config, compose_config, run_main, train_tiny
 from vaegan.app import rundir
 from vaegan.app.checkpoint_io import CheckpointError, check_resumable
 from vaegan.app.config import ConfigError, validate
@@ -53,9 +54,8 @@ def tiny_ckpt(tmp_path_factory) -> Path:
 @pytest.mark.parametrize("term, player", [("g_adv", "generator"), ("d_loss", "discriminator"),
                                           ("grad", "generator")])
 def test_nonfinite_term_skips_the_step_and_training_goes_on(tmp_path, caplog, term, player):
-    nan = f"faults.inject_nan={{term: {term}, at_step: 2, count: 2}}"
     with caplog.at_level(logging.WARNING, logger="vaegan"):
-        result = train_tiny(tmp_path, "steps=5", *FAST, nan)
+        result = train_tiny(tmp_path, "steps=5", *FAST, *nan_injection(term, at_step=2, count=2))
     assert result["gen_step"] == 5
     skipped = column(read_metrics(tmp_path), "train/nonfinite_steps")
     assert skipped[1] == 0 and skipped[4] == 2, skipped  # counted, then no more
@@ -70,7 +70,7 @@ def test_nonfinite_term_skips_the_step_and_training_goes_on(tmp_path, caplog, te
 
 def test_skipped_step_count_survives_a_resume(tmp_path):
     first, second = tmp_path / "first", tmp_path / "second"
-    train_tiny(first, "steps=5", *FAST, "faults.inject_nan={term: d_loss, at_step: 2, count: 2}")
+    train_tiny(first, "steps=5", *FAST, *nan_injection("d_loss", at_step=2, count=2))
     ckpt = first / "checkpoints" / "last.ckpt"
     assert torch.load(ckpt, weights_only=False)["vaegan"]["nonfinite"]["skipped"] == 2
     train_tiny(second, "steps=7", *FAST, f"ckpt_path={ckpt}")
@@ -81,7 +81,7 @@ def test_skipped_step_count_survives_a_resume(tmp_path):
 def test_consecutive_nonfinite_steps_save_and_stop_with_the_fix(tmp_path, monkeypatch, capsys):
     code, err = run_main(
         monkeypatch, capsys, "debug=tiny", f"hydra.run.dir={tmp_path}", "steps=12", *FAST,
-        "faults.inject_nan={term: rec, at_step: 3, count: 100}",
+        *nan_injection("rec", at_step=3, count=100),
         "faults.max_consecutive_nonfinite=3",
     )
     assert code == 3
@@ -237,11 +237,10 @@ def test_full_disk_is_refused_before_training(tmp_path, monkeypatch):
         (["schedule.ramp_steps=0"], "schedule.ramp_steps"),
         (["schedule=cyclical", "schedule.ratio=1.5"], "schedule.ratio"),
         (["schedule=cyclical", "schedule.ratio=0"], "schedule.ratio"),
-        (["+schedule.ramp=3"], "schedule: got an unexpected keyword argument 'ramp'"),
+        (["+schedule.ramp=3"], "schedule.ramp=3 must be a setting of the β schedule"),
         (["model.embed_dim=0"], "model.embed_dim"),
         (["trainer.devices=4096"], "trainer.devices=4096 but this machine has"),
         (["faults.max_consecutive_nonfinite=0"], "faults.max_consecutive_nonfinite"),
-        (["faults.inject_nan={term: nope}"], "faults.inject_nan.term"),
         (["faults.max_consecutive_nonfinite=many"], "faults.max_consecutive_nonfinite"),
         # these reached a raw traceback mid-run, or were accepted and ignored (issue 17)
         (["data.image_size=16"], "data.image_size=16 must be >= 32 for the perceptual loss"),
@@ -258,7 +257,7 @@ def test_full_disk_is_refused_before_training(tmp_path, monkeypatch):
 def test_bad_config_value_is_one_line_naming_the_key(tmp_path, overrides, key):
     cfg = compose_config(tmp_path, *overrides)
     with pytest.raises(ConfigError) as err:
-        validate(cfg)
+        check_config(cfg)
     assert key in str(err.value) and "\n" not in str(err.value)
 
 

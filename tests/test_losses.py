@@ -3,9 +3,9 @@
 import pytest
 import torch
 
-from vaegan.losses.adversarial import adaptive_weight, discriminator_loss, generator_adv_loss
+from vaegan.losses.adversarial import adaptive_weight, gan_loss
 from vaegan.losses.objective import VAEGANObjective
-from vaegan.losses.reconstruction import reduce_per_sample
+from vaegan.losses.reconstruction import reduction
 from vaegan.models.distributions import DiagonalGaussian
 
 REAL = torch.tensor([2.0, 0.5, -1.0])
@@ -21,21 +21,22 @@ FAKE = torch.tensor([-2.0, 0.0, 1.5])
     ],
 )
 def test_gan_losses_by_hand(kind, g_expected, d_expected):
-    assert generator_adv_loss(FAKE, kind).item() == pytest.approx(g_expected)
-    assert discriminator_loss(REAL, FAKE, kind).item() == pytest.approx(d_expected)
+    assert gan_loss(kind).generator(FAKE).item() == pytest.approx(g_expected)
+    assert gan_loss(kind).discriminator(REAL, FAKE).item() == pytest.approx(d_expected)
 
 
 def test_vanilla_is_binary_cross_entropy():
     bce = torch.nn.functional.binary_cross_entropy_with_logits
     g = bce(FAKE, torch.ones(3))
     d = 0.5 * (bce(REAL, torch.ones(3)) + bce(FAKE, torch.zeros(3)))
-    assert generator_adv_loss(FAKE, "vanilla").item() == pytest.approx(g.item(), rel=1e-6)
-    assert discriminator_loss(REAL, FAKE, "vanilla").item() == pytest.approx(d.item(), rel=1e-6)
+    vanilla = gan_loss("vanilla")
+    assert vanilla.generator(FAKE).item() == pytest.approx(g.item(), rel=1e-6)
+    assert vanilla.discriminator(REAL, FAKE).item() == pytest.approx(d.item(), rel=1e-6)
 
 
 def test_unknown_gan_loss_names_allowed_values():
-    with pytest.raises(ValueError, match="hinge"):
-        generator_adv_loss(FAKE, "wgan")
+    with pytest.raises(ValueError, match="loss.objective.adv_loss='wgan' must .*allowed: hinge"):
+        VAEGANObjective(adv_loss="wgan")
 
 
 def test_adaptive_weight_matches_independent_computation():
@@ -64,8 +65,8 @@ def test_adaptive_weight_zero_adv_grad_is_finite():
 
 def test_reduction_scales():
     e = torch.ones(2, 3, 4, 4)
-    assert reduce_per_sample(e, "sum").item() == 48.0
-    assert reduce_per_sample(e, "mean").item() == 1.0
+    assert reduction("sum")(e).item() == 48.0
+    assert reduction("mean")(e).item() == 1.0
 
 
 def _posterior(b=2, c=4, hw=4, scale=1.0):

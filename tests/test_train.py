@@ -9,8 +9,8 @@ from pathlib import Path
 import pytest
 
 from tests.helpers.metrics import CONTRACT_TRAIN, CONTRACT_VAL, column, read_metrics
-from tests.helpers.run import compose_config, train_tiny
-from vaegan.app.config import ConfigError, validate
+from tests.helpers.run import check_config, compose_config, train_tiny
+from vaegan.app.config import ConfigError
 
 CONF = Path(__file__).resolve().parent.parent / "conf"
 
@@ -62,7 +62,7 @@ def test_resume_continues_schedules_from_generator_step(tmp_path):
 def test_bad_config_names_the_key(tmp_path, override, key):
     cfg = compose_config(tmp_path, override)
     with pytest.raises(ConfigError, match=key.replace(".", r"\.")):
-        validate(cfg)
+        check_config(cfg)
 
 
 @pytest.mark.parametrize(

@@ -17,45 +17,34 @@ import torch
 from hydra.core.hydra_config import HydraConfig
 from hydra.utils import instantiate
 from lightning.pytorch.loggers import Logger
-from omegaconf import DictConfig, OmegaConf, open_dict
+from omegaconf import DictConfig, open_dict
 
 from vaegan.app.checkpoint_io import AtomicCheckpointIO, check_resumable
-from vaegan.app.config import faults_config, perceptual_min_size, schedules, validate
+from vaegan.app.config import validate
 from vaegan.app.control import ForkCheckpoint, fork_path, run_pair
 from vaegan.app.errors import config_errors, one_line_errors
 from vaegan.app.redact import redact_argv, redact_config, redact_overrides
 from vaegan.app.rundir import claim, ensure_space, ensure_writable, run_dir_lock
 from vaegan.app.sweep import record_job
 from vaegan.cluster.requeue import exit_if_stopped, stopped_by
-from vaegan.core.module import VAEGAN, OptimConfig
+from vaegan.core.module import VAEGAN
+from vaegan.core.schedules import BetaSchedule, GanSchedule
 from vaegan.data.health import skipped_images
 from vaegan.loggers.resumable_csv import ResumableCSVLogger
 from vaegan.loggers.wandb import finish_wandb, log_run_config
-from vaegan.losses.perceptual import Perceptual
 
 log = logging.getLogger("vaegan")
 
 
 def build_module(cfg: DictConfig) -> VAEGAN:
-    """The LightningModule from the `model`, `loss`, `schedule` and `optim` sections."""
-    beta_schedule, gan = schedules(cfg)
-    objective = instantiate(cfg.loss.objective, _convert_="all")
-    val_perceptual = None
-    if objective.perceptual is None and cfg.data.image_size >= perceptual_min_size(cfg):
-        # val/lpips uses the same lpips package and weights as the loss would (and is left
-        # out below the backbone's minimum image size, where LPIPS cannot run).
-        val_perceptual = Perceptual(**OmegaConf.to_container(cfg.loss.objective.perceptual))
-    return VAEGAN(
-        autoencoder=instantiate(cfg.model, _convert_="all"),
-        discriminator=instantiate(cfg.loss.discriminator, _convert_="all"),
-        objective=objective,
-        beta_schedule=beta_schedule,
-        gan_schedule=gan,
-        optim=OptimConfig(**OmegaConf.to_container(cfg.optim, resolve=True)),
-        max_gen_steps=int(cfg.steps),
-        val_perceptual=val_perceptual,
-        faults=faults_config(cfg),
-    )
+    """The LightningModule: one instantiate of the ``module`` node (conf/module/vaegan.yaml),
+    whose parts are the ``model``, ``loss``, ``schedule``, ``optim`` and ``faults`` sections."""
+    return instantiate(cfg.module, _convert_="all")
+
+
+def build_schedules(cfg: DictConfig) -> tuple[BetaSchedule, GanSchedule]:
+    """The module's β and GAN schedules alone (the study states its regime from them)."""
+    return instantiate(cfg.module.beta_schedule), instantiate(cfg.module.gan_schedule)
 
 
 def build_loggers(cfg: DictConfig, run_dir: Path) -> list[Logger]:
@@ -139,9 +128,9 @@ def fit_run(cfg: DictConfig, run_dir: Path) -> dict[str, Any]:
         torch.set_num_threads(int(cfg.threads))
     L.seed_everything(int(cfg.seed), workers=True, verbose=False)
     with config_errors():  # a constructor's ValueError -> one-line ConfigError
+        module = build_module(cfg)
         datamodule = instantiate(cfg.data, _convert_="all")
         datamodule.setup("fit")  # reads and checks the data now, before a logger or trainer
-        module = build_module(cfg)
     ensure_space(run_dir, module)
     if ckpt_path:
         check_resumable(ckpt_path, module)

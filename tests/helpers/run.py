@@ -9,7 +9,9 @@ from pathlib import Path
 from hydra.core.global_hydra import GlobalHydra
 from omegaconf import DictConfig
 
-from vaegan.train import compose_train_config, main, run
+from vaegan.app.config import validate
+from vaegan.app.errors import config_errors
+from vaegan.train import build_module, compose_train_config, main, run
 
 # The tiny preset without the diagnostics callbacks: a ``vaegan-train`` run in seconds.
 TINY_MAIN = ("debug=tiny", "gan_start=2", "~callbacks.images", "~callbacks.latent",
@@ -59,3 +61,11 @@ def run_main(monkeypatch, capsys, *argv: str) -> tuple[int, str]:
 def train_main(monkeypatch, capsys, run_dir: Path, *argv: str) -> tuple[int, str, str]:
     """A tiny ``vaegan-train`` in-process in ``run_dir``: (exit code, stdout, stderr)."""
     return run_main_io(monkeypatch, capsys, *TINY_MAIN, f"hydra.run.dir={run_dir}", *argv)
+
+
+def check_config(cfg: DictConfig) -> None:
+    """What a run checks before it trains: the config's cross-section rules, then each
+    constructor's own ranges (as one-line ConfigErrors)."""
+    with config_errors():
+        validate(cfg)
+        build_module(cfg)

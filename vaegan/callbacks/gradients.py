@@ -19,7 +19,7 @@ import torch
 from torch import Tensor, nn
 
 from vaegan.callbacks.emit import due, log_scalars
-from vaegan.losses.objective import GeneratorOutput
+from vaegan.losses.objective import GeneratorTerms
 from vaegan.models.autoencoder import AutoencoderKL
 from vaegan.models.distributions import DiagonalGaussian
 
@@ -70,11 +70,11 @@ class GradientAttribution(L.Callback):
 
     def on_generator_output(
         self, trainer: L.Trainer, pl_module: Any, x: Tensor, xrec: Tensor,
-        posterior: DiagonalGaussian, out: GeneratorOutput,
+        posterior: DiagonalGaussian, terms: GeneratorTerms,
     ) -> None:
         step = pl_module.gen_step
         if not due(step, self.every_n_steps) or not torch.is_grad_enabled():
             return
-        norms = term_gradient_norms(pl_module.autoencoder, posterior, out.parts)
+        norms = term_gradient_norms(pl_module.autoencoder, posterior, terms.parts)
         if norms:
             log_scalars(trainer, norms, step)

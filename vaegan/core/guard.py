@@ -13,7 +13,6 @@ the last finite values are read only on the failure path.
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -21,12 +20,11 @@ import torch
 from lightning.pytorch.callbacks import ModelCheckpoint
 from torch import Tensor
 
-from vaegan.losses.objective import GeneratorOutput
+from vaegan.app.layout import LAST_CKPT, RunLayout
+from vaegan.core.checks import require
 
 log = logging.getLogger("vaegan")
 
-INJECTABLE = ("rec", "perceptual", "nll", "kl", "g_adv", "loss", "d_loss", "grad")
-OTHER_HOOKS = ("g_adv", "d_loss", "grad")  # injected elsewhere than the generator's terms
 PLAYERS = {"generator": "loss", "discriminator": "d_loss"}  # player -> its total loss in logs
 GENERIC_FIX = "lower optim.lr, or train in fp32 (trainer.precision=32-true)"
 FIXES = {
@@ -50,60 +48,16 @@ class NonFiniteLossError(RuntimeError):
     """Training stopped after too many consecutive non-finite steps; a checkpoint was saved."""
 
 
-@dataclass
-class NanInjection:
-    """Testing hook: a NaN in ``term`` for ``count`` generator steps from ``at_step`` on.
-
-    ``term`` is a generator term (``rec``, ``perceptual``, ``kl``, ``g_adv``, ``nll``, ``loss``),
-    ``d_loss`` (discriminator) or ``grad`` (the generator's gradients, with a finite loss).
-    """
-
-    term: str = "rec"
-    at_step: int = 0
-    count: int = 1
-
-    def __post_init__(self) -> None:
-        if self.term not in INJECTABLE:
-            raise ValueError(
-                f"faults.inject_nan.term={self.term!r} is unknown; allowed: {INJECTABLE}"
-            )
-        if self.at_step < 0 or self.count < 1:
-            raise ValueError("faults.inject_nan needs at_step >= 0 and count >= 1")
-
-    def active(self, step: int) -> bool:
-        return self.at_step <= step < self.at_step + self.count
-
-
-@dataclass
-class FaultsConfig:
-    """The ``faults`` config section."""
-
-    max_consecutive_nonfinite: int = 5
-    inject_nan: NanInjection | None = None
-
-    def __post_init__(self) -> None:
-        if isinstance(self.inject_nan, dict):
-            self.inject_nan = NanInjection(**self.inject_nan)
-        if self.max_consecutive_nonfinite < 1:
-            raise ValueError(
-                f"faults.max_consecutive_nonfinite={self.max_consecutive_nonfinite} must be >= 1"
-            )
-
-
-def _nan_like(t: Tensor) -> Tensor:
-    return torch.full((), float("nan"), device=t.device, dtype=t.dtype)
-
-
 def _optimizer_grads(opt: Any) -> list[Tensor]:
     return [p.grad for g in opt.param_groups for p in g["params"] if p.grad is not None]
 
 
 def last_checkpoint_path(trainer: Any) -> Path:
-    """``last.ckpt`` in the checkpoint callback's dir, else in RUN_DIR/checkpoints."""
-    for cb in trainer.checkpoint_callbacks:
-        if isinstance(cb, ModelCheckpoint) and cb.dirpath:
-            return Path(cb.dirpath) / f"{cb.CHECKPOINT_NAME_LAST}{cb.FILE_EXTENSION}"
-    return Path(trainer.default_root_dir) / "checkpoints" / "last.ckpt"
+    """Where ``last.ckpt`` goes: the checkpoint callback's dir, else RUN_DIR/checkpoints."""
+    for callback in trainer.checkpoint_callbacks:
+        if isinstance(callback, ModelCheckpoint) and callback.dirpath:
+            return Path(callback.dirpath) / LAST_CKPT
+    return RunLayout(trainer.default_root_dir).last_ckpt
 
 
 class NonFiniteGuard:
@@ -113,8 +67,10 @@ class NonFiniteGuard:
     and the number of skipped steps (``skipped``, logged as ``train/nonfinite_steps``).
     """
 
-    def __init__(self, config: FaultsConfig | None = None) -> None:
-        self.config = config or FaultsConfig()
+    def __init__(self, max_consecutive_nonfinite: int = 5) -> None:
+        require(max_consecutive_nonfinite >= 1, "faults.max_consecutive_nonfinite",
+                max_consecutive_nonfinite, "be >= 1")
+        self.max_consecutive = max_consecutive_nonfinite
         self.skipped = 0
         self._consecutive = dict.fromkeys(PLAYERS, 0)
         self._last_good: dict[str, tuple[int, dict[str, Tensor]]] = {}
@@ -128,44 +84,12 @@ class NonFiniteGuard:
         self.skipped = int(state.get("skipped", 0))
         self._consecutive.update({k: int(v) for k, v in state.get("consecutive", {}).items()})
 
-    # ------------------------------------------------------------------ test hook
-    def _injecting(self, step: int, term: str) -> bool:
-        nan = self.config.inject_nan
-        return nan is not None and nan.term == term and nan.active(step)
-
-    def inject_logits(self, step: int, logits_fake: Tensor) -> Tensor:
-        """``g_adv``: NaN discriminator logits, as a diverged discriminator gives; the
-        adaptive weight sees them too (its guard maps the NaN norm ratio to 0)."""
-        if not self._injecting(step, "g_adv"):
-            return logits_fake
-        return logits_fake * _nan_like(logits_fake)
-
-    def inject_generator(self, step: int, out: GeneratorOutput) -> GeneratorOutput:
-        """``faults.inject_nan``: the NaN reaches the logged term, the loss and the gradients."""
-        nan = self.config.inject_nan
-        if nan is None or nan.term in OTHER_HOOKS or nan.term not in out.logs:
-            return out
-        if not nan.active(step):
-            return out
-        source = out.parts.get(nan.term, out.loss)
-        out.loss = out.loss + _nan_like(out.loss) * source
-        out.logs[nan.term] = out.logs[nan.term] * _nan_like(out.logs[nan.term])
-        out.logs["loss"] = out.loss.detach()
-        return out
-
-    def inject_discriminator(self, step: int, terms: dict[str, Tensor]) -> dict[str, Tensor]:
-        if self._injecting(step, "d_loss"):
-            terms["d_loss"] = terms["d_loss"] * _nan_like(terms["d_loss"])
-        return terms
-
     # ------------------------------------------------------------------ the check
     def check(
         self, module: Any, player: str, step: int, opt: Any, logs: dict[str, Tensor]
     ) -> bool:
         """True if ``opt`` may step; otherwise count, warn and (after K in a row) stop."""
         grads = _optimizer_grads(opt)
-        if player == "generator" and grads and self._injecting(step, "grad"):
-            grads[0].fill_(float("nan"))
         loss = logs[PLAYERS[player]].detach()
         # A GradScaler (16-mixed) skips inf/NaN gradients itself and lowers its scale: leave
         # those to it, or it would never learn that the scale is too high.
@@ -188,7 +112,7 @@ class NonFiniteGuard:
             "skipped the %s step at gen_step %d: non-finite %s (%d in a row)",
             player, step, term, self._consecutive[player],
         )
-        if self._consecutive[player] >= self.config.max_consecutive_nonfinite:
+        if self._consecutive[player] >= self.max_consecutive:
             self._stop(module, player, step, term)
         return False
 

@@ -8,9 +8,14 @@ module's own generator-step counter instead, which is checkpointed with the mode
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, fields
+from typing import Any
+
+from vaegan.core.checks import choice, require
 
 BETA_SCHEDULES = ("constant", "linear", "cyclical", "sigmoid", "capacity")
+GAN_KEYS = ("gan_start", "gan_ramp_steps")  # in the `schedule` section, read by GanSchedule
 
 
 @dataclass(frozen=True)
@@ -39,24 +44,27 @@ class BetaSchedule:
     capacity_max: float = 25.0
 
     def __post_init__(self) -> None:
-        if self.kind not in BETA_SCHEDULES:
-            raise ValueError(f"schedule.kind={self.kind!r} is unknown; allowed: {BETA_SCHEDULES}")
-        if self.beta < 0:
-            raise ValueError(f"beta={self.beta} must be >= 0")
-        if self.warmup_steps < 0:
-            raise ValueError(f"schedule.warmup_steps={self.warmup_steps} must be >= 0")
-        if self.ramp_steps < 1 and self.kind != "constant":
-            raise ValueError(f"schedule.ramp_steps={self.ramp_steps} must be >= 1")
+        choice("schedule.kind", self.kind, BETA_SCHEDULES)
+        require(math.isfinite(self.beta) and self.beta >= 0, "beta", self.beta,
+                "be a finite number >= 0")
+        require(self.warmup_steps >= 0, "schedule.warmup_steps", self.warmup_steps, "be >= 0")
+        require(self.ramp_steps >= 1 or self.kind == "constant", "schedule.ramp_steps",
+                self.ramp_steps, "be >= 1")
         if self.kind == "cyclical":
-            if self.cycles < 1 or self.total_steps < self.cycles:
-                raise ValueError(
-                    f"schedule.cycles={self.cycles} must be >= 1 and <= schedule.total_steps"
-                    f"={self.total_steps}"
-                )
-            if not 0 < self.ratio <= 1:
-                raise ValueError(f"schedule.ratio={self.ratio} must be in (0, 1]")
-        if self.capacity_max < 0:
-            raise ValueError(f"schedule.capacity_max={self.capacity_max} must be >= 0")
+            require(1 <= self.cycles <= self.total_steps, "schedule.cycles", self.cycles,
+                    f"be >= 1 and <= schedule.total_steps={self.total_steps}")
+            require(0 < self.ratio <= 1, "schedule.ratio", self.ratio, "be in (0, 1]")
+        require(self.capacity_max >= 0, "schedule.capacity_max", self.capacity_max, "be >= 0")
+
+    @classmethod
+    def from_section(cls, schedule: Mapping[str, Any]) -> BetaSchedule:
+        """From the ``schedule`` config section (its ``gan_*`` keys belong to GanSchedule)."""
+        settings = {key: value for key, value in schedule.items() if key not in GAN_KEYS}
+        known = {f.name for f in fields(cls)}
+        for key, value in settings.items():
+            require(key in known, f"schedule.{key}", value, "be a setting of the β schedule",
+                    sorted(known | set(GAN_KEYS)))
+        return cls(**settings)
 
     def _ramp(self, step: int) -> float:
         """Fraction in [0, 1] of a linear ramp that starts after the warm-up."""
@@ -95,10 +103,10 @@ class GanSchedule:
     enabled: bool = True
 
     def __post_init__(self) -> None:
-        if self.gan_start < 0:
-            raise ValueError(f"gan_start={self.gan_start} must be >= 0 (a generator step)")
-        if self.ramp_steps < 0:
-            raise ValueError(f"schedule.gan_ramp_steps={self.ramp_steps} must be >= 0")
+        require(self.gan_start >= 0 and float(self.gan_start).is_integer(), "gan_start",
+                self.gan_start, "be an integer >= 0 (a generator step)")
+        require(self.ramp_steps >= 0, "schedule.gan_ramp_steps", self.ramp_steps, "be >= 0")
+        object.__setattr__(self, "gan_start", int(self.gan_start))  # a sweeper may pass 600.0
 
     def active(self, step: int) -> bool:
         return self.enabled and step >= self.gan_start

@@ -1,6 +1,6 @@
 """Loss terms and the combined VAE-GAN objective."""
 
-from vaegan.losses.objective import GeneratorOutput, VAEGANObjective
+from vaegan.losses.objective import GeneratorTerms, VAEGANObjective
 from vaegan.losses.perceptual import Perceptual, PretrainedWeightsMissing
 
-__all__ = ["GeneratorOutput", "Perceptual", "PretrainedWeightsMissing", "VAEGANObjective"]
+__all__ = ["GeneratorTerms", "Perceptual", "PretrainedWeightsMissing", "VAEGANObjective"]

@@ -1,40 +1,61 @@
-"""GAN losses on discriminator logits and LDM's adaptive adversarial weight."""
+"""GAN losses on discriminator logits and LDM's adaptive adversarial weight.
+
+Each flavour is a (generator, discriminator) pair of functions, picked once when the
+objective is built (as LDM's ``contperceptual.py`` picks ``hinge_d_loss``/``vanilla_d_loss``).
+"""
 
 from __future__ import annotations
+
+from collections.abc import Callable
+from typing import NamedTuple
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-ADV_LOSSES = ("hinge", "vanilla", "lsgan")
+from vaegan.core.checks import choice
 
 
-def _check(kind: str) -> None:
-    if kind not in ADV_LOSSES:
-        raise ValueError(f"loss.objective.adv_loss={kind!r} is unknown; allowed: {ADV_LOSSES}")
+class GanLoss(NamedTuple):
+    """What each player minimises: ``generator(D(x̂))``, ``discriminator(D(x), D(x̂))``."""
+
+    generator: Callable[[Tensor], Tensor]
+    discriminator: Callable[[Tensor, Tensor], Tensor]
 
 
-def generator_adv_loss(logits_fake: Tensor, kind: str = "hinge") -> Tensor:
-    """What the generator minimises. Hinge uses −E[D(x̂)] as in LDM; vanilla is the
-    non-saturating −log σ(D(x̂)); lsgan is E[(D(x̂) − 1)²]."""
-    _check(kind)
-    if kind == "hinge":
-        return -logits_fake.mean()
-    if kind == "vanilla":
-        return F.softplus(-logits_fake).mean()
+def hinge_g(logits_fake: Tensor) -> Tensor:
+    return -logits_fake.mean()  # LDM's generator term
+
+
+def hinge_d(logits_real: Tensor, logits_fake: Tensor) -> Tensor:
+    return 0.5 * (F.relu(1.0 - logits_real).mean() + F.relu(1.0 + logits_fake).mean())
+
+
+def vanilla_g(logits_fake: Tensor) -> Tensor:
+    return F.softplus(-logits_fake).mean()  # non-saturating −log σ(D(x̂))
+
+
+def vanilla_d(logits_real: Tensor, logits_fake: Tensor) -> Tensor:
+    return 0.5 * (F.softplus(-logits_real).mean() + F.softplus(logits_fake).mean())
+
+
+def lsgan_g(logits_fake: Tensor) -> Tensor:
     return (logits_fake - 1.0).pow(2).mean()
 
 
-def discriminator_loss(logits_real: Tensor, logits_fake: Tensor, kind: str = "hinge") -> Tensor:
-    """½(E[loss on real] + E[loss on fake]) for each GAN flavour."""
-    _check(kind)
-    if kind == "hinge":
-        real, fake = F.relu(1.0 - logits_real).mean(), F.relu(1.0 + logits_fake).mean()
-    elif kind == "vanilla":
-        real, fake = F.softplus(-logits_real).mean(), F.softplus(logits_fake).mean()
-    else:
-        real, fake = (logits_real - 1.0).pow(2).mean(), logits_fake.pow(2).mean()
-    return 0.5 * (real + fake)
+def lsgan_d(logits_real: Tensor, logits_fake: Tensor) -> Tensor:
+    return 0.5 * ((logits_real - 1.0).pow(2).mean() + logits_fake.pow(2).mean())
+
+
+GAN_LOSSES = {
+    "hinge": GanLoss(hinge_g, hinge_d),
+    "vanilla": GanLoss(vanilla_g, vanilla_d),
+    "lsgan": GanLoss(lsgan_g, lsgan_d),
+}
+
+
+def gan_loss(kind: str) -> GanLoss:
+    return GAN_LOSSES[choice("loss.objective.adv_loss", kind, GAN_LOSSES)]
 
 
 def adaptive_weight(

@@ -9,41 +9,91 @@ Generator loss (one autoencoder forward per batch)::
     adv    = λ_adv · L_G(D(x̂)),  λ_adv = adaptive · disc_weight · factor(t)
     loss   = nll + kl_obj + adv
 
-``reduce`` is ``sum`` (per sample, LDM's scale) or ``mean`` (per element). Every term is
-returned unweighted and weighted; ``parts`` holds the weighted pieces that make up
-the autoencoder's gradient (with their graphs; the output log-variance's own ``+ s`` has
-none) so gradient attribution can take each one apart.
+``reduce`` is ``sum`` (per sample, LDM's scale) or ``mean`` (per element). ``generator_terms``
+computes these straight down into one ``GeneratorTerms``; its ``logs`` (every term unweighted
+and weighted, detached) and ``parts`` (the weighted pieces of the autoencoder's gradient, with
+their graphs, for gradient attribution) are derived from it in one place.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import torch
 from torch import Tensor, nn
 
+from vaegan.core.checks import require
 from vaegan.core.precision import autocast_off, fp32_posterior
-from vaegan.losses.adversarial import (
-    adaptive_weight,
-    discriminator_loss,
-    generator_adv_loss,
-)
+from vaegan.losses.adversarial import adaptive_weight, gan_loss
 from vaegan.losses.perceptual import Perceptual
-from vaegan.losses.reconstruction import (
-    nll_with_learned_logvar,
-    pixel_loss,
-    reduce_per_sample,
-)
+from vaegan.losses.reconstruction import nll_with_learned_logvar, pixel_loss, reduction
 from vaegan.models.distributions import DiagonalGaussian
 
 
 @dataclass
-class GeneratorOutput:
-    """``loss`` to backpropagate, ``parts`` (weighted, with graph) and ``logs`` (detached)."""
+class GeneratorTerms:
+    """One batch's generator terms; ``loss`` is what the generator step backpropagates.
 
+    Unweighted: ``rec``, ``perceptual`` (None without LPIPS), ``kl`` and its μ²/variance parts,
+    ``g_adv``. Weighted: ``perceptual_weighted`` (w_p·LPIPS, reduced like ``rec``), ``nll``,
+    ``kl_obj`` (β·KL), ``adv`` (λ_adv·g_adv). ``gan_on`` is False before ``gan_start``, where
+    ``g_adv``, ``adv_weight`` and ``adv`` are zero and no discriminator ran.
+    """
+
+    rec: Tensor
+    rec_per_pixel: Tensor
+    perceptual: Tensor | None
+    perceptual_weighted: Tensor | None
+    logvar: Tensor
+    learn_logvar: bool
+    nll: Tensor
+    kl: Tensor
+    kl_mu: Tensor
+    kl_var: Tensor
+    kl_obj: Tensor
+    beta: float
+    capacity: float | None
+    gan_on: bool
+    g_adv: Tensor
+    adv_weight: Tensor
+    adaptive_weight: Tensor | None
+    adaptive_clamped: Tensor | None
+    adv: Tensor
     loss: Tensor
-    parts: dict[str, Tensor] = field(default_factory=dict)
-    logs: dict[str, Tensor] = field(default_factory=dict)
+
+    @property
+    def parts(self) -> dict[str, Tensor]:
+        """The weighted terms whose gradients sum to the autoencoder's (the output
+        log-variance's own ``+ s`` has none)."""
+        scale = torch.exp(-self.logvar) if self.learn_logvar else 1.0
+        parts = {"rec": scale * self.rec}
+        if self.perceptual_weighted is not None:
+            parts["perceptual"] = scale * self.perceptual_weighted
+        parts["kl"] = self.kl_obj
+        if self.gan_on:
+            parts["adv"] = self.adv
+        return parts
+
+    @property
+    def logs(self) -> dict[str, Tensor]:
+        """Every term by its metric name (``train/<name>``), detached, in the objective's
+        order (the guard names the first non-finite one)."""
+        logs = {"rec": self.rec, "rec_per_pixel": self.rec_per_pixel}
+        if self.perceptual is not None:
+            logs.update(perceptual=self.perceptual, perceptual_weighted=self.perceptual_weighted)
+        logs.update(nll=self.nll, logvar=self.logvar, kl=self.kl, kl_mu=self.kl_mu,
+                    kl_var=self.kl_var, kl_weighted=self.kl_obj,
+                    beta=torch.tensor(float(self.beta)))
+        if self.capacity is not None:
+            logs["capacity"] = torch.tensor(float(self.capacity))
+        if self.adaptive_weight is not None:
+            logs.update(adaptive_weight=self.adaptive_weight,
+                        adaptive_clamped=self.adaptive_clamped)
+        logs["g_adv"] = self.g_adv
+        if self.gan_on:
+            logs["g_adv_weighted"] = self.adv
+        logs.update(adv_weight=self.adv_weight, loss=self.loss)
+        return {name: value.detach() for name, value in logs.items()}
 
 
 class VAEGANObjective(nn.Module):
@@ -64,25 +114,18 @@ class VAEGANObjective(nn.Module):
         adaptive_max: float = 1e4,
     ) -> None:
         super().__init__()
-        for key, value in {
-            "perceptual_weight": perceptual_weight,
-            "free_bits": free_bits,
-            "disc_weight": disc_weight,
-            "adaptive_max": adaptive_max,
-        }.items():
-            if value < 0:
-                raise ValueError(f"loss.objective.{key}={value} must be >= 0")
-        pixel_loss(torch.zeros(1), torch.zeros(1), rec_kind)  # validates the names early
-        reduce_per_sample(torch.zeros(1, 1), rec_reduction)
-        generator_adv_loss(torch.zeros(1), adv_loss)
-        self.rec_kind = rec_kind
-        self.rec_reduction = rec_reduction
+        for key, value in {"perceptual_weight": perceptual_weight, "free_bits": free_bits,
+                           "disc_weight": disc_weight, "adaptive_max": adaptive_max}.items():
+            require(value >= 0, f"loss.objective.{key}", value, "be >= 0")
+        self.rec_kind, self.rec_reduction, self.adv_loss = rec_kind, rec_reduction, adv_loss
+        self.pixel_loss = pixel_loss(rec_kind)
+        self.reduce = reduction(rec_reduction)
+        self.gan = gan_loss(adv_loss)
         self.perceptual_weight = perceptual_weight
         self.perceptual = Perceptual(**(perceptual or {})) if perceptual_weight > 0 else None
         self.learn_logvar = learn_logvar
         self.logvar = nn.Parameter(torch.tensor(float(logvar_init)), requires_grad=learn_logvar)
         self.free_bits = free_bits
-        self.adv_loss = adv_loss
         self.disc_weight = disc_weight
         self.use_adaptive_weight = adaptive_weight
         self.adaptive_max = adaptive_max
@@ -97,51 +140,42 @@ class VAEGANObjective(nn.Module):
         adv_factor: float = 0.0,
         logits_fake: Tensor | None = None,
         last_layer: Tensor | None = None,
-    ) -> GeneratorOutput:
+    ) -> GeneratorTerms:
         """All generator terms for one batch; ``logits_fake`` is None while the GAN is off."""
-        pixel = pixel_loss(x, xrec, self.rec_kind)
-        rec = reduce_per_sample(pixel, self.rec_reduction)
-        elementwise = pixel
-        parts: dict[str, Tensor] = {}
-        logs: dict[str, Tensor] = {"rec": rec, "rec_per_pixel": pixel.mean()}
-        p_part = None
-        if self.perceptual is not None:
-            p_loss = self.perceptual(x, xrec)  # [B, 1, 1, 1]
-            logs["perceptual"] = p_loss.mean()
-            p_elem = self.perceptual_weight * p_loss.expand_as(pixel)
-            elementwise = pixel + p_elem
-            p_part = reduce_per_sample(p_elem, self.rec_reduction)
-        nll = reduce_per_sample(self._nll(elementwise), self.rec_reduction)
-        scale = torch.exp(-self.logvar) if self.learn_logvar else 1.0
-        parts["rec"] = scale * rec
-        if p_part is not None:
-            parts["perceptual"] = scale * p_part
-            logs["perceptual_weighted"] = p_part
-        logs["nll"] = nll
-        logs["logvar"] = self.logvar
+        pixel = self.pixel_loss(x, xrec)
+        rec = self.reduce(pixel)
+        lpips = self.perceptual(x, xrec) if self.perceptual is not None else None  # [B,1,1,1]
+        weighted_lpips = None if lpips is None else self.perceptual_weight * lpips.expand_as(pixel)
+        nll = self.reduce(self._nll(pixel if lpips is None else pixel + weighted_lpips))
 
         with autocast_off(x):  # KL in fp32 under mixed precision (see vaegan.core.precision)
             posterior = fp32_posterior(posterior)
             kl = posterior.kl().mean()
-            mu_part, var_part = posterior.kl_parts()
+            kl_mu, kl_var = posterior.kl_parts()
             kl_obj = self._kl_objective(posterior, kl, beta, capacity)
-        parts["kl"] = kl_obj
-        logs.update(kl=kl, kl_mu=mu_part.mean(), kl_var=var_part.mean(), kl_weighted=kl_obj)
-        logs["beta"] = torch.tensor(float(beta))
-        if capacity is not None:
-            logs["capacity"] = torch.tensor(float(capacity))
 
-        loss = nll + kl_obj
-        if logits_fake is not None:
-            g_adv = generator_adv_loss(logits_fake.float(), self.adv_loss)
-            weight = self._adv_weight(nll, g_adv, last_layer, logs) * adv_factor
-            parts["adv"] = weight * g_adv
-            loss = loss + parts["adv"]
-            logs.update(g_adv=g_adv, g_adv_weighted=parts["adv"], adv_weight=weight)
+        gan_on = logits_fake is not None  # before gan_start no discriminator ran
+        if gan_on:
+            g_adv = self.gan.generator(logits_fake.float())
+            adaptive, clamped = self._adaptive(nll, g_adv, last_layer)
+            adv_weight = self._adv_weight(adaptive, g_adv) * adv_factor
         else:
-            logs.update(g_adv=torch.zeros(()), adv_weight=torch.zeros(()))
-        logs["loss"] = loss
-        return GeneratorOutput(loss, parts, {k: v.detach() for k, v in logs.items()})
+            g_adv = adv_weight = torch.zeros((), device=nll.device)
+            adaptive = clamped = None
+        adv = adv_weight * g_adv
+
+        loss = nll + kl_obj + adv
+
+        return GeneratorTerms(
+            rec=rec, rec_per_pixel=pixel.mean(),
+            perceptual=None if lpips is None else lpips.mean(),
+            perceptual_weighted=None if lpips is None else self.reduce(weighted_lpips),
+            logvar=self.logvar, learn_logvar=self.learn_logvar, nll=nll,
+            kl=kl, kl_mu=kl_mu.mean(), kl_var=kl_var.mean(), kl_obj=kl_obj,
+            beta=beta, capacity=capacity,
+            gan_on=gan_on, g_adv=g_adv, adv_weight=adv_weight, adaptive_weight=adaptive,
+            adaptive_clamped=clamped, adv=adv, loss=loss,
+        )
 
     def _nll(self, elementwise: Tensor) -> Tensor:
         if self.learn_logvar:
@@ -159,20 +193,25 @@ class VAEGANObjective(nn.Module):
             return beta * per_channel.clamp(min=self.free_bits).sum()
         return beta * kl
 
-    def _adv_weight(
-        self, nll: Tensor, g_adv: Tensor, last_layer: Tensor | None, logs: dict[str, Tensor]
-    ) -> Tensor:
-        """disc_weight × (adaptive ratio, when on and a last layer with a graph is given)."""
+    def _adaptive(
+        self, nll: Tensor, g_adv: Tensor, last_layer: Tensor | None
+    ) -> tuple[Tensor | None, Tensor | None]:
+        """LDM's norm ratio at the decoder's last layer (and whether it hit ``adaptive_max``),
+        when on and a last layer with a graph is given."""
         if not self.use_adaptive_weight or last_layer is None or not torch.is_grad_enabled():
-            return torch.tensor(self.disc_weight, device=g_adv.device)
+            return None, None
         with autocast_off(g_adv):  # the norm ratio in fp32 under mixed precision
-            ratio, clamped = adaptive_weight(nll, g_adv, last_layer, self.adaptive_max)
-        logs.update(adaptive_weight=ratio, adaptive_clamped=clamped)
-        return ratio * self.disc_weight
+            return adaptive_weight(nll, g_adv, last_layer, self.adaptive_max)
+
+    def _adv_weight(self, adaptive: Tensor | None, g_adv: Tensor) -> Tensor:
+        """disc_weight × the adaptive ratio (when computed)."""
+        if adaptive is None:
+            return torch.tensor(self.disc_weight, device=g_adv.device)
+        return adaptive * self.disc_weight
 
     def discriminator_terms(self, logits_real: Tensor, logits_fake: Tensor) -> dict[str, Tensor]:
         """D loss on real images and the *detached* reconstruction, plus logit means/accuracy."""
-        d_loss = discriminator_loss(logits_real, logits_fake, self.adv_loss)
+        d_loss = self.gan.discriminator(logits_real, logits_fake)
         acc = 0.5 * ((logits_real > 0).float().mean() + (logits_fake < 0).float().mean())
         return {
             "d_loss": d_loss,

@@ -153,3 +153,22 @@ class Perceptual(nn.Module):
     def forward(self, x: Tensor, y: Tensor) -> Tensor:
         """LPIPS distance, shape [B, 1, 1, 1]."""
         return self.lpips(x.contiguous(), y.contiguous())
+
+
+# Smallest image each LPIPS backbone runs on (its pooling stack; lpips 0.1.4).
+MIN_IMAGE_SIZE = {"alex": 32, "vgg": 16, "squeeze": 24}
+
+
+def min_image_size(net: str) -> int:
+    return MIN_IMAGE_SIZE.get(net, 32)
+
+
+def validation_lpips(
+    perceptual: dict | None, perceptual_weight: float, image_size: int
+) -> Perceptual | None:
+    """val/lpips for a loss without an LPIPS term (same package and weights as the loss
+    would use); None where the loss's own LPIPS serves, or below the backbone's minimum size."""
+    perceptual = dict(perceptual or {})
+    if perceptual_weight > 0 or image_size < min_image_size(perceptual.get("net", "alex")):
+        return None
+    return Perceptual(**perceptual)

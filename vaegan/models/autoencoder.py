@@ -15,6 +15,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 from torch.utils.checkpoint import checkpoint
 
+from vaegan.core.checks import choice, require
 from vaegan.models.distributions import (
     DiagonalGaussian,
     check_posterior_args,
@@ -45,14 +46,6 @@ ACTIVATION_CHECKPOINTING = ("none", "norm_act", "blocks")
 - ``blocks``: keep only each ResNet/attention/resampling block's input and rerun the block in
   backward (0.24x, ~19 % more time).
 """
-
-
-def activation_checkpointing_error(mode: str) -> str:
-    """The one message for an unknown mode (the model and the config check both say it)."""
-    return (
-        f"model.activation_checkpointing={mode!r} is unknown; allowed: "
-        f"{', '.join(ACTIVATION_CHECKPOINTING)}"
-    )
 
 
 def _grad_needed(x: Tensor) -> bool:
@@ -288,8 +281,7 @@ class AutoencoderKL(nn.Module):
     def set_activation_checkpointing(self, mode: str) -> None:
         """Trade recomputation for activation memory (see ACTIVATION_CHECKPOINTING); the
         parameters, and so the results up to float rounding, do not change."""
-        if mode not in ACTIVATION_CHECKPOINTING:
-            raise ValueError(activation_checkpointing_error(mode))
+        choice("model.activation_checkpointing", mode, ACTIVATION_CHECKPOINTING)
         self.activation_checkpointing = mode
         for module in self.modules():
             if isinstance(module, NormActConv):
@@ -340,17 +332,14 @@ def _validate(
 ) -> None:
     """One-line ValueErrors that name the offending model key."""
     for key, value in positive.items():
-        if value < 1:
-            raise ValueError(f"model.{key} must be >= 1, got {value}")
-    if not ch_mult or min(ch_mult) < 1:
-        raise ValueError(f"model.ch_mult must be a non-empty list of ints >= 1, got {ch_mult}")
-    if not 0.0 <= dropout < 1.0:
-        raise ValueError(f"model.dropout must be in [0, 1), got {dropout}")
+        require(value >= 1, f"model.{key}", value, "be >= 1")
+    require(bool(ch_mult) and min(ch_mult) >= 1, "model.ch_mult", list(ch_mult),
+            "be a non-empty list of ints >= 1")
+    require(0.0 <= dropout < 1.0, "model.dropout", dropout, "be in [0, 1)")
     factor = 2 ** (len(ch_mult) - 1)
-    if resolution < 1 or resolution % factor:
-        raise ValueError(
-            f"model.resolution ({resolution}) must be divisible by the downsample factor {factor}"
-        )
+    require(resolution >= 1 and resolution % factor == 0, "data.image_size", resolution,
+            f"be divisible by the model's downsampling factor {factor} "
+            "(2^(len(model.ch_mult)-1))", f"a multiple of {factor}")
     try:
         check_posterior_args(**posterior)
     except (TypeError, ValueError) as err:

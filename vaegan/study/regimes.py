@@ -16,9 +16,8 @@ from typing import Any
 from hydra.core.global_hydra import GlobalHydra
 from omegaconf import DictConfig, ListConfig, OmegaConf
 
-from vaegan.app.config import schedules
 from vaegan.study.config import GROUPS, Arm, Study
-from vaegan.train import compose_train_config
+from vaegan.train import build_schedules, compose_train_config
 
 
 def compose_arm(study: Study, arm: Arm, seed: int = 0) -> DictConfig:
@@ -60,7 +59,7 @@ def check_arm(study: Study, arm: Arm, cfg: DictConfig | None = None) -> list[str
             got = OmegaConf.to_container(got)
         if not _same(got, want):
             problems.append(f"{arm.key}: {key} = {got!r}, declared {want!r}")
-    beta_schedule, gan = schedules(cfg)
+    beta_schedule, gan = build_schedules(cfg)
     for step in check_steps(study, arm):
         got, want = beta_schedule(step), expected_beta(arm.settings, step)
         if not math.isclose(got, want, rel_tol=1e-9, abs_tol=1e-15):
@@ -81,7 +80,7 @@ def _same(got: Any, want: Any) -> bool:
 
 def facts(study: Study, arm: Arm, cfg: DictConfig) -> dict[str, str]:
     """One row of the regime table, read from the composed config and the real schedules."""
-    beta_schedule, gan = schedules(cfg)
+    beta_schedule, gan = build_schedules(cfg)
     obj, post = cfg.loss.objective, cfg.model.posterior
     betas = [(s, beta_schedule(s)) for s in (0, study.gan_start, study.steps - 1)]
     if beta_schedule.kind == "constant":

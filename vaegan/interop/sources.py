@@ -19,6 +19,7 @@ from typing import Any
 import torch
 from torch import Tensor
 
+from vaegan.app.layout import CHECKPOINTS, RunLayout
 from vaegan.interop import keys as K
 from vaegan.models.autoencoder import AutoencoderKL, num_groups
 
@@ -87,7 +88,7 @@ def _run_config(run_dir: Path) -> tuple[dict[str, Any] | None, int | None]:
     """(model.posterior, data.image_size) from a vaegan run dir's composed config."""
     from omegaconf import OmegaConf
 
-    config = run_dir / ".hydra" / "config.yaml"
+    config = RunLayout(run_dir).hydra_config
     if not config.is_file():
         return None, None
     cfg = OmegaConf.load(config)
@@ -137,7 +138,7 @@ def _read_file(path: Path, weights: str) -> Source:
     else:
         ldm = tensors
     posterior, resolution = (None, None)
-    if naming == "vaegan" and path.parent.name == "checkpoints":
+    if naming == "vaegan" and path.parent.name == CHECKPOINTS:
         posterior, resolution = _run_config(path.parent.parent)
     return Source(path, f"{naming} {kind}", ldm, posterior, resolution, notes)
 
@@ -213,8 +214,8 @@ def read_source(path: str | os.PathLike, weights: str = "auto") -> Source:
     if path.is_dir():
         if (found := _diffusers_dir(path)) is not None:
             return _read_diffusers(found)
-        if (path / "checkpoints" / "last.ckpt").is_file():
-            source = _read_file(path / "checkpoints" / "last.ckpt", weights)
+        if (last := RunLayout(path).last_ckpt).is_file():
+            source = _read_file(last, weights)
             source.kind = "vaegan run"
             return source
         raise SourceError(f"{path} is a directory but not a model dir vaegan reads; {WHAT_WORKS}")

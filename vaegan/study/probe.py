@@ -18,6 +18,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
+from vaegan.core.metric_names import PROBE_HF_RATIO, PROBE_LOWPASS_L1
+
 HF_CUTOFF = 0.5  # fraction of the Nyquist frequency above which power counts as "high"
 POOL = 4  # average-pooling factor for the low-frequency error
 
@@ -58,6 +60,6 @@ class SpectralProbe(L.Callback):
         xrec = pl_module.autoencoder.decode(pl_module.autoencoder.encode(x).mode())
         ratio = high_frequency_power(xrec).mean() / high_frequency_power(x).mean().clamp_min(1e-12)
         pl_module.log_dict(
-            {"probe/hf_ratio": ratio, "probe/lowpass_l1": lowpass_l1(x, xrec).mean()},
+            {PROBE_HF_RATIO: ratio, PROBE_LOWPASS_L1: lowpass_l1(x, xrec).mean()},
             on_step=False, on_epoch=True,
         )

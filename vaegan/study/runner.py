@@ -24,6 +24,8 @@ from pathlib import Path
 import torch
 from omegaconf import DictConfig, OmegaConf
 
+from vaegan.app.layout import RunLayout
+from vaegan.core.metric_names import GEN_STEP
 from vaegan.train import compose_train_config, run
 
 DONE_FILE = "study_done.json"  # written last: a run dir without it is re-trained
@@ -51,12 +53,12 @@ class JobResult:
 
 def write_hydra_files(cfg: DictConfig, run_dir: Path, overrides: Sequence[str]) -> None:
     """What Hydra writes into ``RUN_DIR/.hydra`` for a job, so the run dir is a normal one."""
-    hydra_dir = run_dir / ".hydra"
-    hydra_dir.mkdir(parents=True, exist_ok=True)
+    layout = RunLayout(run_dir)
+    layout.hydra_config.parent.mkdir(parents=True, exist_ok=True)
     task = OmegaConf.masked_copy(cfg, [k for k in cfg if k != "hydra"])
-    OmegaConf.save(task, hydra_dir / "config.yaml")
-    OmegaConf.save(OmegaConf.create({"hydra": cfg.hydra}), hydra_dir / "hydra.yaml")
-    OmegaConf.save(OmegaConf.create(list(overrides)), hydra_dir / "overrides.yaml")
+    OmegaConf.save(task, layout.hydra_config)
+    OmegaConf.save(OmegaConf.create({"hydra": cfg.hydra}), layout.hydra_settings)
+    OmegaConf.save(OmegaConf.create(list(overrides)), layout.hydra_overrides)
 
 
 def done_marker(job: Job) -> dict:
@@ -83,7 +85,7 @@ def train_job(job: Job) -> None:
     from vaegan.study.provenance import code_commit
 
     marker = {"arm": job.arm, "seed": job.seed, "overrides": list(job.overrides),
-              "gen_step": result["gen_step"], "code_commit": code_commit()}
+              "gen_step": result[GEN_STEP], "code_commit": code_commit()}
     (job.run_dir / DONE_FILE).write_text(json.dumps(marker, indent=2))
 
 

@@ -23,6 +23,7 @@ from vaegan.app.checkpoint_io import AtomicCheckpointIO, check_resumable
 from vaegan.app.config import validate
 from vaegan.app.control import ForkCheckpoint, fork_path, run_pair
 from vaegan.app.errors import config_errors, one_line_errors
+from vaegan.app.layout import CSV_DIR, RunLayout
 from vaegan.app.redact import redact_argv, redact_config, redact_overrides
 from vaegan.app.rundir import claim, ensure_space, ensure_writable, run_dir_lock
 from vaegan.app.sweep import record_job
@@ -50,7 +51,7 @@ def build_schedules(cfg: DictConfig) -> tuple[BetaSchedule, GanSchedule]:
 def build_loggers(cfg: DictConfig, run_dir: Path) -> list[Logger]:
     """CSV always (every run dir has csv/metrics.csv), plus the `logger` group's entries."""
     # appends on resume in the same run dir (a requeued job), where CSVLogger would start over
-    loggers: list[Logger] = [ResumableCSVLogger(save_dir=str(run_dir), name="csv", version="")]
+    loggers: list[Logger] = [ResumableCSVLogger(save_dir=str(run_dir), name=CSV_DIR, version="")]
     for conf in (cfg.get("logger") or {}).values():
         if conf is not None and "_target_" in conf:
             logger = instantiate(conf, _convert_="all")
@@ -102,7 +103,7 @@ def write_run_info(cfg: DictConfig, run_dir: Path) -> None:
     if cfg.get("branch"):  # one branch of a gan_control pair (vaegan/app/control.py)
         info["branch"] = str(cfg.branch)
         info["fork_step"] = int(cfg.gan_start)
-    (run_dir / "run_info.json").write_text(json.dumps(info, indent=2))
+    RunLayout(run_dir).run_info.write_text(json.dumps(info, indent=2))
 
 
 def run(cfg: DictConfig, run_dir: Path | None = None) -> dict[str, Any]:
@@ -154,8 +155,8 @@ def diagnose_run(run_dir: Path) -> None:
                                                    if diagnosis.flags else ""))
     if diagnosis.gan_headline:
         print(diagnosis.gan_headline)
-    print(f"  report: {run_dir / 'diagnosis.md'}")
-    print(f"  plots:  {run_dir / 'plots'}")
+    print(f"  report: {RunLayout(run_dir).diagnosis}")
+    print(f"  plots:  {RunLayout(run_dir).plots}")
 
 
 # An absolute path: Hydra would resolve a relative one as a Python package ("conf").
@@ -194,10 +195,11 @@ def main(cfg: DictConfig) -> float | None:
     if result.get("finished"):  # said so; exit 0
         return None
     run_dir = Path(result["run_dir"])
+    layout = RunLayout(run_dir)
     print(f"run dir: {run_dir}")
-    print(f"  metrics:    {run_dir / 'csv' / 'metrics.csv'}")
-    print(f"  checkpoint: {run_dir / 'checkpoints' / 'last.ckpt'}")
-    print(f"  images:     {run_dir / 'images'}")
+    print(f"  metrics:    {layout.metrics_csv}")
+    print(f"  checkpoint: {layout.last_ckpt}")
+    print(f"  images:     {layout.images}")
     if "control" in result:
         control = result["control"]["run_dir"]
         print(f"  no-GAN control (forked at gan_start={cfg.gan_start}): {control}")

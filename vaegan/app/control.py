@@ -31,25 +31,24 @@ from typing import Any
 import lightning as L
 from omegaconf import DictConfig, OmegaConf, open_dict
 
-from vaegan.analysis.runs import CONTROL_DIR
 from vaegan.app.config import ConfigError
+from vaegan.app.layout import RunLayout
 from vaegan.app.redact import redact_config
-from vaegan.app.rundir import RunFinished, check_not_finished
-from vaegan.app.sweep import RUN_INFO, mark_run
+from vaegan.app.rundir import RunFinished, check_not_finished, resolve_ckpt_path
+from vaegan.app.sweep import mark_run
 from vaegan.cluster.ddp import hydra_value
-from vaegan.cluster.slurm import resolve_ckpt_path
 from vaegan.loggers.hydra_names import sweep_group
 from vaegan.loggers.wandb import finish_wandb
 
 log = logging.getLogger("vaegan")
 
-FORK_CKPT = "gan_start.ckpt"  # RUN_DIR/checkpoints/gan_start.ckpt: where the branches fork
 GAN, CONTROL = "gan", "control"  # values of the `branch` key
 _WANDB_TARGET = "vaegan.loggers.wandb.make_wandb_logger"
 
 
 def fork_path(run_dir: Path) -> Path:
-    return Path(run_dir) / "checkpoints" / FORK_CKPT
+    """RUN_DIR/checkpoints/gan_start.ckpt: where the branches fork."""
+    return RunLayout(run_dir).fork_ckpt
 
 
 class ForkCheckpoint(L.Callback):
@@ -86,8 +85,7 @@ def branch_overrides(cfg: DictConfig, branch: str, run_dir: Path) -> dict[str, A
     """
     if branch == GAN:
         return {"branch": GAN}
-    control_dir = Path(run_dir) / CONTROL_DIR
-    last = control_dir / "checkpoints" / "last.ckpt"
+    last = RunLayout(run_dir).control.last_ckpt
     return {
         "gan_control": False,
         "branch": CONTROL,
@@ -100,7 +98,7 @@ def branch_config(cfg: DictConfig, branch: str, run_dir: Path) -> tuple[DictConf
     """The branch's config and run dir; DDP child ranks get the same overrides."""
     overrides = branch_overrides(cfg, branch, run_dir)
     out = copy.deepcopy(cfg)
-    branch_dir = Path(run_dir) / CONTROL_DIR if branch == CONTROL else Path(run_dir)
+    branch_dir = RunLayout(run_dir).control.root if branch == CONTROL else Path(run_dir)
     with open_dict(out):
         for key, value in overrides.items():
             OmegaConf.update(out, key, value, force_add=True)
@@ -143,7 +141,7 @@ def _finished(ckpt: str | Path | None, steps: int) -> bool:
 
 
 def _status(run_dir: Path) -> str | None:
-    path = run_dir / RUN_INFO
+    path = RunLayout(run_dir).run_info
     return json.loads(path.read_text()).get("status") if path.is_file() else None
 
 

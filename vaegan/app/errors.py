@@ -22,7 +22,7 @@ from hydra.types import RunMode
 
 from vaegan.app.checkpoint_io import CheckpointError
 from vaegan.app.config import ConfigError
-from vaegan.app.rundir import RunDirError
+from vaegan.app.layout import RunDirError
 from vaegan.core.guard import NonFiniteLossError
 from vaegan.data.errors import DataError
 from vaegan.losses.perceptual import PretrainedWeightsMissing

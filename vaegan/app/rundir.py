@@ -25,13 +25,9 @@ from torch import nn
 
 from vaegan.app.checkpoint_io import CheckpointError, checkpoint_gen_step
 from vaegan.app.config import ON_EXISTING, ConfigError
-from vaegan.cluster.slurm import resolve_ckpt_path
+from vaegan.app.layout import LOCK_FILE, RUN_OUTPUTS, RunDirError, RunLayout
 
 MARGIN_BYTES = 64 << 20  # logs, image grids and metrics beside the checkpoints
-
-
-class RunDirError(OSError):
-    """The run dir cannot be created or written, or has too little free space."""
 
 
 def _reason(err: OSError) -> str:
@@ -89,10 +85,6 @@ def ensure_space(run_dir: Path, module: nn.Module) -> None:
 # first. These checks run before anything is written: from the Hydra callback
 # ``vaegan.app.hydra_callbacks.GuardRunDir`` (before Hydra saves .hydra/) and from ``run()``.
 
-LOCK_FILE = ".vaegan.lock"
-# What a previous run left that a new run must not mix with (overwrite removes these).
-RUN_OUTPUTS = ("checkpoints", "csv", "images", "plots", "run_info.json", "FAILED",
-               "diagnosis.md", "diagnosis.json", "wandb", "tensorboard")
 
 log = logging.getLogger("vaegan")
 _held: dict[Path, tuple[int, int]] = {}  # run dir -> (lock fd, depth): re-entrant per process
@@ -238,13 +230,14 @@ def check_not_finished(ckpt_path: str | os.PathLike | None, steps: int) -> None:
 
 def previous_run(run_dir: Path) -> str | None:
     """What a previous run left in ``run_dir`` (for the message), or None when it holds none."""
-    last = run_dir / "checkpoints" / "last.ckpt"
+    layout = RunLayout(run_dir)
+    last = layout.last_ckpt
     if last.is_file():
         try:
             return f"a run of {checkpoint_gen_step(last)} generator steps (checkpoints/last.ckpt)"
         except CheckpointError:
             return "a run (checkpoints/last.ckpt, unreadable)"
-    if (run_dir / "csv" / "metrics.csv").is_file():
+    if layout.metrics_csv.is_file():
         return "a run's metrics (csv/metrics.csv)"
     return None
 
@@ -281,7 +274,7 @@ def resolve_existing(
             f"on_existing_run={on_existing} must name what to do with a dir that holds a run; "
             f"allowed: {', '.join(ON_EXISTING)}"
         )
-    own = (run_dir / "checkpoints" / "last.ckpt").resolve()
+    own = RunLayout(run_dir).last_ckpt.resolve()
     if ckpt_path is not None and Path(ckpt_path).expanduser().resolve() == own:
         return run_dir, False
     found = previous_run(run_dir)
@@ -384,3 +377,19 @@ def claim(cfg: DictConfig, run_dir: Path) -> tuple[Path, str | None, bool]:
         with open_dict(cfg):
             cfg.paths.output_dir = str(new_dir)
     return new_dir, ckpt, finished
+
+
+def resolve_ckpt_path(ckpt_path: str | None, run_dir: Path) -> str | None:
+    """``ckpt_path=last``: RUN_DIR/checkpoints/last.ckpt when it exists, else a fresh start.
+
+    What a requeued (or resubmitted) job passes: the same command resumes where the pre-empted
+    one stopped, and starts from scratch the first time. Any other value is a path, unchanged.
+    """
+    if ckpt_path != "last":
+        return ckpt_path
+    last = RunLayout(run_dir).last_ckpt
+    if last.is_file():
+        log.info("ckpt_path=last: resuming from %s", last)
+        return str(last)
+    log.info("ckpt_path=last: no %s yet, starting fresh", last)
+    return None

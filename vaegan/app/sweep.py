@@ -26,12 +26,13 @@ from hydra.experimental.callback import Callback
 from hydra.types import RunMode
 from omegaconf import DictConfig, OmegaConf
 
+from vaegan.app.layout import FAILED, RUN_INFO
+from vaegan.core.metric_names import GEN_STEP, TRAIN_KL, VAL_REC
+
 log = logging.getLogger("vaegan.app.sweep")
 
-RUN_INFO = "run_info.json"
-FAILED = "FAILED"
 SUMMARY = "summary.md"
-METRICS = ("train/kl", "val/rec")
+METRICS = (TRAIN_KL, VAL_REC)  # the summary's columns
 
 
 def _rank() -> int:
@@ -107,7 +108,7 @@ def _last_values(job_dir: Path) -> dict[str, float | None]:
     try:
         run = load_run(job_dir)
     except (RunDirError, OSError):
-        return dict.fromkeys(("gen_step", *METRICS))
+        return dict.fromkeys((GEN_STEP, *METRICS))
     values: dict[str, float | None] = {
         name: (s.last if (s := run.get(name)) is not None else None) for name in METRICS
     }
@@ -145,7 +146,7 @@ def summarize(sweep_dir: Path, since: float = 0.0) -> tuple[str, int]:
         last = _last_values(job)
         rows.append(
             [job.name, *(values.get(k, "") for k in keys), status]
-            + [fmt(last[n]) for n in ("gen_step", *METRICS)]
+            + [fmt(last[n]) for n in (GEN_STEP, *METRICS)]
             + [info.get("error", "") or f"`{job}`"]
         )
     header = [

@@ -26,6 +26,7 @@ from typing import Any
 
 import lightning as L
 
+from vaegan.app.layout import RunLayout
 from vaegan.app.sweep import mark_run
 from vaegan.callbacks.checkpoint import GenStepCheckpoint
 from vaegan.core.guard import last_checkpoint_path
@@ -152,10 +153,10 @@ def exit_if_stopped(result: dict[str, Any]) -> None:
     for part in (result, result.get("control") or {}):
         signum = part.get("stopped_by")
         if signum is not None:
-            run_dir = Path(part["run_dir"])
+            last = RunLayout(part["run_dir"]).last_ckpt
             print(
                 f"stopped by {signal.Signals(signum).name} after generator step "
-                f"{part['gen_step']}: {run_dir / 'checkpoints' / 'last.ckpt'}; to continue, run "
+                f"{part['gen_step']}: {last}; to continue, run "
                 "the same command with ckpt_path=last (same run dir)",
                 file=sys.stderr, flush=True,
             )

@@ -12,7 +12,6 @@ so a requeued run resumes exactly (``ckpt_path=last``).
 from __future__ import annotations
 
 import logging
-from pathlib import Path
 
 from lightning.fabric.plugins.environments import (
     ClusterEnvironment,
@@ -36,19 +35,3 @@ def cluster_environment() -> ClusterEnvironment:
         if env_type.detect():
             return env_type()
     return LightningEnvironment()
-
-
-def resolve_ckpt_path(ckpt_path: str | None, run_dir: Path) -> str | None:
-    """``ckpt_path=last``: RUN_DIR/checkpoints/last.ckpt when it exists, else a fresh start.
-
-    What a requeued (or resubmitted) job passes: the same command resumes where the pre-empted
-    one stopped, and starts from scratch the first time. Any other value is a path, unchanged.
-    """
-    if ckpt_path != "last":
-        return ckpt_path
-    last = run_dir / "checkpoints" / "last.ckpt"
-    if last.is_file():
-        log.info("ckpt_path=last: resuming from %s", last)
-        return str(last)
-    log.info("ckpt_path=last: no %s yet, starting fresh", last)
-    return None

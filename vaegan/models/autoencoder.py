@@ -41,10 +41,11 @@ ACTIVATION_CHECKPOINTING = ("none", "norm_act", "blocks")
 
 - ``none``: keep every activation (fastest).
 - ``norm_act``: recompute each GroupNorm -> SiLU from the norm's input, so SiLU's input is not
-  kept: one of the three tensors each norm-act-conv saves (``make bench``: 0.57x the reference's
-  projected kl-f8 memory vs 0.78x, for ~7 % more time per step on CPU).
+  kept: one of the three tensors each norm-act-conv saves.
 - ``blocks``: keep only each ResNet/attention/resampling block's input and rerun the block in
-  backward (0.24x, ~19 % more time).
+  backward: the least memory, the most recomputation.
+
+What each costs and saves is measured by ``make bench`` (bench/RESULTS.md).
 """
 
 

@@ -239,7 +239,7 @@ def test_full_disk_is_refused_before_training(tmp_path, monkeypatch):
         (["schedule=cyclical", "schedule.ratio=0"], "schedule.ratio"),
         (["+schedule.ramp=3"], "schedule.ramp=3 must be a setting of the β schedule"),
         (["model.embed_dim=0"], "model.embed_dim"),
-        (["trainer.devices=4096"], "trainer.devices=4096 but this machine has"),
+        (["trainer.devices=4096"], "trainer.devices=4096 must fit the"),
         (["faults.max_consecutive_nonfinite=0"], "faults.max_consecutive_nonfinite"),
         (["faults.max_consecutive_nonfinite=many"], "faults.max_consecutive_nonfinite"),
         # these reached a raw traceback mid-run, or were accepted and ignored (issue 17)
@@ -249,7 +249,7 @@ def test_full_disk_is_refused_before_training(tmp_path, monkeypatch):
         (["seed=99999999999"], "seed=99999999999 must be"),
         (["optim.betas=[2,0.9]"], "optim.betas=[2, 0.9] must be two numbers in [0, 1)"),
         (["callbacks.checkpoint.every_n_gen_steps=0"], "callbacks.checkpoint.every_n_gen_steps"),
-        (["trainer.precision=bogus"], "trainer.precision=bogus is not a precision"),
+        (["trainer.precision=bogus"], "trainer.precision='bogus' must be a precision Lightning"),
         (["optim.lr=inf"], "optim.lr=inf must be a finite number > 0"),
         (["optim.grad_clip=-1"], "optim.grad_clip=-1 must be a finite max gradient norm > 0"),
     ],
@@ -263,7 +263,7 @@ def test_bad_config_value_is_one_line_naming_the_key(tmp_path, overrides, key):
 
 @pytest.mark.skipif(torch.cuda.is_available(), reason="this machine has a GPU")
 def test_gpu_trainer_without_gpus_is_refused(tmp_path):
-    with pytest.raises(ConfigError, match="trainer.devices=1 but this machine has 0 CUDA GPUs"):
+    with pytest.raises(ConfigError, match="trainer.devices=1 must fit the 0 CUDA GPUs this machine has"):
         validate(compose_config(tmp_path, "trainer=gpu"))
 
 

@@ -18,6 +18,7 @@ import torch
 from omegaconf import DictConfig, ListConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
+from vaegan.core.checks import must
 from vaegan.losses.perceptual import min_image_size
 
 
@@ -29,19 +30,16 @@ class ConfigError(ValueError):
 ON_EXISTING = ("refuse", "overwrite", "sibling")
 
 
-def _require(cond: bool, message: str) -> None:
-    if not cond:
-        raise ConfigError(message)
+def _require(ok: bool, key: str, value: object, rule: str, allowed: object = None) -> None:
+    """ConfigError ``<key>=<value> must <rule>; allowed: <allowed>`` unless ``ok``."""
+    if not ok:
+        raise ConfigError(must(key, value, rule, allowed))
 
 
 def _number(cfg: DictConfig, key: str) -> float:
-    from omegaconf import OmegaConf
-
     value = OmegaConf.select(cfg, key)
-    _require(
-        isinstance(value, (int, float)) and not isinstance(value, bool),
-        f"{key}={value!r} must be a number",
-    )
+    _require(isinstance(value, (int, float)) and not isinstance(value, bool), key, value,
+             "be a number")
     return value
 
 
@@ -97,41 +95,31 @@ def _check_devices(trainer: DictConfig) -> None:
     if isinstance(devices, (list, ListConfig)):
         wanted, highest = len(devices), max((int(d) for d in devices), default=-1) + 1
     else:
-        _require(str(devices).isdigit(), f"trainer.devices={devices!r} must be a count or a list")
+        _require(str(devices).isdigit(), "trainer.devices", devices, "be a count or a list")
         wanted = highest = int(devices)
-    _require(wanted >= 1, f"trainer.devices={devices} must ask for at least one device")
-    _require(
-        highest <= available,
-        f"trainer.devices={devices} but this machine has {available} {what}; "
-        f"ask for at most {available} (or trainer=cpu)",
-    )
+    _require(wanted >= 1, "trainer.devices", devices, "ask for at least one device")
+    _require(highest <= available, "trainer.devices", devices,
+             f"fit the {available} {what} this machine has",
+             f"at most {available}, or trainer=cpu")
 
 
 def _check_gan_control(cfg: DictConfig, gan_start: int, steps: int) -> None:
     """The pair needs a GAN that switches on inside the run, at an optimizer-step boundary."""
     branch = cfg.get("branch")
-    _require(
-        branch in (None, "gan", "control"),
-        f"branch={branch!r} is internal (set by gan_control); allowed: null, gan, control",
-    )
+    _require(branch in (None, "gan", "control"), "branch", branch,
+             "be left alone (gan_control sets it)", "null, gan, control")
     if not cfg.get("gan_control"):
         return
-    _require(
-        bool(cfg.loss.get("gan", True)),
-        f"gan_control=true needs the GAN: loss={cfg.loss.get('name', 'this loss')} has "
-        "loss.gan=false; pick loss=vaegan or loss=ldm",
-    )
-    _require(
-        1 <= gan_start < steps,
-        f"gan_control=true needs 1 <= gan_start < steps (the fork lies inside the run); got "
-        f"gan_start={gan_start}, steps={steps}",
-    )
+    _require(bool(cfg.loss.get("gan", True)), "loss.gan", False,
+             "be true: gan_control=true needs the GAN (the pair compares a GAN run with its "
+             "no-GAN control)", "loss=vaegan or loss=ldm")
+    _require(1 <= gan_start < steps, "gan_start", gan_start,
+             f"lie inside the run with gan_control=true (the fork): 1 <= gan_start < "
+             f"steps={steps}")
     accumulate = int(cfg.optim.get("accumulate", 1))
-    _require(
-        gan_start % accumulate == 0,
-        f"gan_control=true forks at gan_start={gan_start}, which must be a multiple of "
-        f"optim.accumulate={accumulate} (an optimizer-step boundary)",
-    )
+    _require(gan_start % accumulate == 0, "gan_start", gan_start,
+             f"be a multiple of optim.accumulate={accumulate} with gan_control=true (the fork "
+             "is at an optimizer-step boundary)")
 
 
 SEED_MAX = 2**32 - 1  # numpy's seed range, which seed_everything enforces
@@ -140,41 +128,33 @@ SEED_MAX = 2**32 - 1  # numpy's seed range, which seed_everything enforces
 def _check_training_values(cfg: DictConfig) -> None:
     """Values torch or Lightning would only refuse mid-run, or accept and ignore."""
     seed = cfg.get("seed", 0)
-    _require(0 <= seed <= SEED_MAX, f"seed={seed} must be an integer in 0..{SEED_MAX}")
+    _require(0 <= seed <= SEED_MAX, "seed", seed, f"be an integer in 0..{SEED_MAX}")
     interval = cfg.trainer.get("val_check_interval")
     if interval is not None:
         _require(
             isinstance(interval, (int, float)) and not isinstance(interval, bool)
             and (interval >= 1 if isinstance(interval, int) else 0 < interval <= 1),
-            f"trainer.val_check_interval={interval} must be a number of steps >= 1 or a "
-            "fraction of an epoch in (0, 1]; allowed: e.g. 500 or 0.25",
+            "trainer.val_check_interval", interval,
+            "be a number of steps >= 1 or a fraction of an epoch in (0, 1]", "e.g. 500 or 0.25",
         )
     precision = cfg.trainer.get("precision")
     if precision is not None:
         from lightning.fabric.connector import _PRECISION_INPUT
 
         allowed = [str(v) for group in get_args(_PRECISION_INPUT) for v in get_args(group)]
-        _require(
-            str(precision) in allowed,
-            f"trainer.precision={precision} is not a precision Lightning knows; allowed: "
-            f"{', '.join(allowed)}",
-        )
+        _require(str(precision) in allowed, "trainer.precision", precision,
+                 "be a precision Lightning knows", allowed)
     every = OmegaConf.select(cfg, "callbacks.checkpoint.every_n_gen_steps")
     if every is not None:
-        _require(
-            isinstance(every, int) and every >= 1,
-            f"callbacks.checkpoint.every_n_gen_steps={every} must be an integer >= 1",
-        )
+        _require(isinstance(every, int) and every >= 1,
+                 "callbacks.checkpoint.every_n_gen_steps", every, "be an integer >= 1")
     size = cfg.data.image_size
     weight = OmegaConf.select(cfg, "loss.objective.perceptual_weight", default=0) or 0
     net = OmegaConf.select(cfg, "loss.objective.perceptual.net", default="alex")
     minimum = min_image_size(str(net))
-    _require(
-        not (weight > 0 and isinstance(size, int) and size < minimum),
-        f"data.image_size={size} must be >= {minimum} for the perceptual loss "
-        f"(LPIPS {net} needs {minimum} px); "
-        "allowed: a larger data.image_size, or loss.objective.perceptual_weight=0",
-    )
+    _require(not (weight > 0 and isinstance(size, int) and size < minimum), "data.image_size",
+             size, f"be >= {minimum} for the perceptual loss (LPIPS {net} needs {minimum} px)",
+             "a larger data.image_size, or loss.objective.perceptual_weight=0")
 
 
 def validate(cfg: DictConfig) -> None:
@@ -182,32 +162,24 @@ def validate(cfg: DictConfig) -> None:
     _typed(RunSchema, {f.name: cfg[f.name] for f in fields(RunSchema) if f.name in cfg})
     gan_start = _number(cfg, "gan_start")
     steps = _number(cfg, "steps")
-    _require(steps >= 1 and float(steps).is_integer(), f"steps={steps} must be an integer >= 1")
+    _require(steps >= 1 and float(steps).is_integer(), "steps", steps, "be an integer >= 1")
     existing = cfg.get("on_existing_run", "refuse")
-    _require(
-        existing in ON_EXISTING,
-        f"on_existing_run={existing} must say what to do with a run dir that holds a run; "
-        f"allowed: {', '.join(ON_EXISTING)}",
-    )
+    _require(existing in ON_EXISTING, "on_existing_run", existing,
+             "say what to do with a run dir that holds a run", ON_EXISTING)
     _check_gan_control(cfg, int(gan_start), int(steps))
     threads = cfg.get("threads")
-    _require(threads is None or int(threads) >= 1, f"threads={threads} must be >= 1 or null")
-    _require(
-        cfg.trainer.get("max_steps", -1) in (-1, None),
-        f"trainer.max_steps={cfg.trainer.max_steps}: set the top-level `steps` instead "
-        "(generator steps; Lightning's max_steps counts both optimizers)",
-    )
-    _require(
-        cfg.trainer.get("gradient_clip_val") is None,
-        "trainer.gradient_clip_val is not used with manual optimisation; "
-        "set optim.grad_clip / optim.disc_grad_clip",
-    )
+    _require(threads is None or int(threads) >= 1, "threads", threads, "be >= 1 or null")
+    _require(cfg.trainer.get("max_steps", -1) in (-1, None), "trainer.max_steps",
+             cfg.trainer.get("max_steps"), "be unset: Lightning's max_steps counts both "
+             "optimizers", "the top-level steps (generator steps)")
+    _require(cfg.trainer.get("gradient_clip_val") is None, "trainer.gradient_clip_val",
+             cfg.trainer.get("gradient_clip_val"), "be unset: manual optimisation ignores it",
+             "optim.grad_clip / optim.disc_grad_clip")
     model = cfg.model
     if "source" in model.keys():  # model=pretrained (`in` is False for a missing `???` value)
-        _require(
-            not OmegaConf.is_missing(model, "source"),
-            "model=pretrained needs model.source=PATH (a vaegan run dir or checkpoint, a "
-            "diffusers model dir, an LDM/SD .ckpt or a .safetensors file)",
-        )
+        _require(not OmegaConf.is_missing(model, "source"), "model.source", "???",
+                 "be given with model=pretrained (model=pretrained needs model.source=PATH)",
+                 "a vaegan run dir or checkpoint, a diffusers model dir, an LDM/SD .ckpt or a "
+                 ".safetensors file")
     _check_training_values(cfg)
     _check_devices(cfg.trainer)

@@ -24,7 +24,7 @@ from omegaconf import DictConfig, open_dict
 from torch import nn
 
 from vaegan.app.checkpoint_io import CheckpointError, checkpoint_gen_step
-from vaegan.app.config import ON_EXISTING, ConfigError
+from vaegan.app.config import ConfigError
 from vaegan.app.layout import LOCK_FILE, RUN_OUTPUTS, RunDirError, RunLayout
 
 MARGIN_BYTES = 64 << 20  # logs, image grids and metrics beside the checkpoints
@@ -268,12 +268,8 @@ def resolve_existing(
     A run dir that holds a run is only reused by the resume of that run (``ckpt_path=last`` or
     its own ``checkpoints/last.ckpt``); anything else would append a second history to it.
     Nothing is deleted here: the caller clears the dir (``clear_run``) once it holds the lock.
+    ``on_existing`` is one of app/config.py's ON_EXISTING (validated there).
     """
-    if on_existing not in ON_EXISTING:
-        raise ConfigError(
-            f"on_existing_run={on_existing} must name what to do with a dir that holds a run; "
-            f"allowed: {', '.join(ON_EXISTING)}"
-        )
     own = RunLayout(run_dir).last_ckpt.resolve()
     if ckpt_path is not None and Path(ckpt_path).expanduser().resolve() == own:
         return run_dir, False

@@ -131,7 +131,7 @@ class VAEGAN(L.LightningModule):
         self.gen_step += 1
         if self.max_gen_steps is not None and self.gen_step >= self.max_gen_steps:
             self.trainer.should_stop = True
-        if logger_writes_this_step(self.trainer):  # ~25 log calls cost ~3 % of a CPU step
+        if logger_writes_this_step(self.trainer):  # only the batches Lightning writes
             self.log_dict(logs, on_step=True, on_epoch=False, prog_bar=False, logger=True)
         self.log("kl", generator_logs["kl"], prog_bar=True, logger=False)
 

@@ -50,12 +50,12 @@ def parse_overrides(overrides: Sequence[str]) -> dict[str, str]:
 
 def run_labels(runs: Sequence[Run]) -> list[str]:
     """`key=value` of the overrides that differ between runs; the dir name when none do."""
-    parsed = [parse_overrides(r.overrides) for r in runs]
-    keys = list(dict.fromkeys(k for p in parsed for k in p))
-    differing = [k for k in keys if len({p.get(k) for p in parsed}) > 1]
+    parsed = [parse_overrides(run.overrides) for run in runs]
+    keys = list(dict.fromkeys(key for overrides in parsed for key in overrides))
+    differing = [key for key in keys if len({overrides.get(key) for overrides in parsed}) > 1]
     labels = [
-        " ".join(f"{k}={p[k]}" for k in differing if k in p) or r.name
-        for r, p in zip(runs, parsed, strict=True)
+        " ".join(f"{key}={overrides[key]}" for key in differing if key in overrides) or run.name
+        for run, overrides in zip(runs, parsed, strict=True)
     ]
     if len(set(labels)) < len(labels):
         labels = [

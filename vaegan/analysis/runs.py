@@ -67,8 +67,8 @@ class Run:
 
     def get(self, name: str) -> Series | None:
         """The series `name`, or None when it was never logged."""
-        s = self.series.get(name)
-        return s if s is not None and len(s) else None
+        series = self.series.get(name)
+        return series if series is not None and len(series) else None
 
     def cfg(self, dotted: str, default: Any = None) -> Any:
         """A value from the Hydra config by dotted key (`loss.rec_reduction`)."""
@@ -148,11 +148,11 @@ class Run:
     def kl_dims(self) -> list[tuple[int, Series]]:
         """Per-channel KL series (`latent/kl_dim/<i>`), ordered by channel."""
         found = [
-            (int(m.group(1)), s)
-            for k, s in self.series.items()
-            if (m := _KL_DIM.match(k)) and len(s)
+            (int(match.group(1)), series)
+            for name, series in self.series.items()
+            if (match := _KL_DIM.match(name)) and len(series)
         ]
-        return sorted(found, key=lambda t: t[0])
+        return sorted(found, key=lambda channel_series: channel_series[0])
 
 
 def _as_float(value: Any) -> float | None:
@@ -333,15 +333,15 @@ def load_run(path: str | Path) -> Run:
 def _run_root(metrics: Path, top: Path | None = None) -> Path:
     """The run a metrics.csv belongs to: nearest ancestor (up to `top`) with Hydra files, else
     the job dir directly below `top`, else the nearest ancestor that is not a logger dir."""
-    for d in metrics.parents:
-        if (d / HYDRA_DIR).is_dir() or (d / RUN_INFO).is_file():
-            return d
-        if d == top:
+    for parent in metrics.parents:
+        if (parent / HYDRA_DIR).is_dir() or (parent / RUN_INFO).is_file():
+            return parent
+        if parent == top:
             break
     if top is not None:
         parts = metrics.relative_to(top).parts[:-1]
         return top if not parts or _LOGGER_DIRS.match(parts[0]) else top / parts[0]
-    return next(d for d in metrics.parents if not _LOGGER_DIRS.match(d.name))
+    return next(parent for parent in metrics.parents if not _LOGGER_DIRS.match(parent.name))
 
 
 def natural_key(path: Path) -> list[Any]:

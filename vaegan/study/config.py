@@ -65,8 +65,8 @@ class Claim:
     @property
     def arms(self) -> set[str]:
         """Roles (arm names without ``@view``) the claim reads."""
-        refs = {r for t in self.tests for r in t.arms} | set(self.plot_arms)
-        return {split_ref(r)[0] for r in refs}
+        refs = {ref for test in self.tests for ref in test.arms} | set(self.plot_arms)
+        return {split_ref(ref)[0] for ref in refs}
 
 
 @dataclass(frozen=True)
@@ -129,24 +129,25 @@ class Study:
 
     def applies(self, test: Test, regime: str) -> bool:
         """Whether the regime has every arm the test (and its gates) reads."""
-        return all(self.arm(regime, split_ref(r)[0]) is not None for r in test.arms)
+        return all(self.arm(regime, split_ref(ref)[0]) is not None for ref in test.arms)
 
     def needed_arms(self) -> list[Arm]:
         """Arms the selected claims read in each selected regime, in definition order."""
         needed = set()
         for regime in self.regimes:
             for claim in self.claims.values():
-                refs = {r for t in claim.tests if self.applies(t, regime) for r in t.arms}
-                refs |= {r for r in claim.plot_arms if self.arm(regime, split_ref(r)[0])}
-                needed |= {f"{regime}/{split_ref(r)[0]}" for r in refs}
-        return [a for k, a in self.arms.items() if k in needed]
+                refs = {ref for test in claim.tests if self.applies(test, regime)
+                        for ref in test.arms}
+                refs |= {ref for ref in claim.plot_arms if self.arm(regime, split_ref(ref)[0])}
+                needed |= {f"{regime}/{split_ref(ref)[0]}" for ref in refs}
+        return [arm for key, arm in self.arms.items() if key in needed]
 
     def run_dir(self, arm: Arm, seed: int) -> Path:
         return self.runs_dir / arm.regime / arm.role / f"seed{seed}"
 
     def overrides(self, arm: Arm, seed: int) -> tuple[str, ...]:
         """The full ``vaegan-train`` override list of one run."""
-        own = [f"{k}={hydra_value(v)}" for k, v in arm.settings.items()]
+        own = [f"{key}={hydra_value(value)}" for key, value in arm.settings.items()]
         return (*self.common, *own, f"seed={seed}", f"run_name=study_{arm.regime}_{arm.role}")
 
     def jobs(self) -> list[Job]:
@@ -202,20 +203,22 @@ def load_study(overrides: Sequence[str] = ()) -> Study:
     scale = raw["scale"]
     steps = int(scale["steps"])
     names: dict[str, float] = {"steps": steps, "gan_start_frac": float(scale["gan_start_frac"])}
-    windows = {k: (float(v[0]), float(v[1])) for k, v in raw["windows"].items()}
+    windows = {name: (float(lo), float(hi)) for name, (lo, hi) in raw["windows"].items()}
     regimes = _regimes(raw)
     scale_settings = _auto_settings(dict(scale.get("settings") or {}))
     arms = _arms(raw, regimes, scale_settings, names)
-    claims = {cid: _claim(cid, c, raw.get("gates") or {}) for cid, c in raw["claims"].items()}
+    claims = {claim_id: _claim(claim_id, spec, raw.get("gates") or {})
+              for claim_id, spec in raw["claims"].items()}
     claims = _only(raw, "only", "claim ids", claims)
     regimes = _only(raw, "only_regimes", "regimes", regimes)
-    arms = {k: a for k, a in arms.items() if a.regime in regimes}
-    common = tuple(expand(o, names) for o in [*RUN_DEFAULTS, *scale.get("overrides", []),
-                                              *raw.get("extra", [])])
+    arms = {key: arm for key, arm in arms.items() if arm.regime in regimes}
+    common = tuple(expand(override, names)
+                   for override in [*RUN_DEFAULTS, *scale.get("overrides", []),
+                                    *raw.get("extra", [])])
     study = Study(
         scale=str(scale["name"]), steps=steps,
         gan_start=int(expand("{gan_start_frac*steps}", names)),
-        seeds=tuple(int(s) for s in scale["seeds"]), runs_dir=Path(raw["runs_dir"]),
+        seeds=tuple(int(seed) for seed in scale["seeds"]), runs_dir=Path(raw["runs_dir"]),
         out_dir=Path(raw["out_dir"]), fresh=bool(raw["fresh"]), dry_run=bool(raw["dry_run"]),
         confidence=float(raw["confidence"]), windows=windows, regimes=regimes, arms=arms,
         claims=claims, workers=int(scale.get("workers") or 1),
@@ -239,11 +242,11 @@ def _auto_settings(settings: dict[str, Any]) -> dict[str, Any]:
 
 def _regimes(raw: Mapping[str, Any]) -> dict[str, Regime]:
     out = {}
-    for name, r in raw["regimes"].items():
-        if r.get("extends") and r["extends"] not in raw["regimes"]:
-            raise StudyConfigError(f"regimes.{name}.extends={r['extends']!r}: no such regime")
-        about = " ".join(str(r.get("about", "")).split())
-        out[name] = Regime(name, str(r.get("label", name)), about)
+    for name, spec in raw["regimes"].items():
+        if spec.get("extends") and spec["extends"] not in raw["regimes"]:
+            raise StudyConfigError(f"regimes.{name}.extends={spec['extends']!r}: no such regime")
+        about = " ".join(str(spec.get("about", "")).split())
+        out[name] = Regime(name, str(spec.get("label", name)), about)
     return out
 
 
@@ -251,41 +254,45 @@ def regime_settings(raw: Mapping[str, Any], name: str, seen: tuple[str, ...] = (
     """A regime's settings, those of the regime it extends first."""
     if name in seen:
         raise StudyConfigError(f"regimes.{name}: `extends` loops ({' -> '.join(seen)})")
-    r = raw["regimes"][name]
-    base = regime_settings(raw, r["extends"], (*seen, name)) if r.get("extends") else {}
-    return {**base, **(r.get("settings") or {})}
+    spec = raw["regimes"][name]
+    base = regime_settings(raw, spec["extends"], (*seen, name)) if spec.get("extends") else {}
+    return {**base, **(spec.get("settings") or {})}
 
 
 def _arms(raw: Mapping[str, Any], regimes: Mapping[str, Regime], scale_settings: dict,
           names: Mapping[str, float]) -> dict[str, Arm]:
     study_base = dict(raw["study_base"])
-    regime_keys = set(study_base) | {k for r in regimes for k in regime_settings(raw, r)}
-    for a in raw["arms"].values():
-        regime_keys |= set(a.get("set") or {})
+    regime_keys = set(study_base) | {key for regime in regimes
+                                     for key in regime_settings(raw, regime)}
+    for spec in raw["arms"].values():
+        regime_keys |= set(spec.get("set") or {})
     clash = sorted(regime_keys & set(scale_settings))
     if clash:
         raise StudyConfigError(f"scale.settings sets regime settings {clash}: a scale may fix"
                                " only what no regime or arm states")
-    for o in [*raw["scale"].get("overrides", []), *raw.get("extra", [])]:
-        key = re.sub(r"^[+~]+", "", str(o).split("=", 1)[0])
+    for override in [*raw["scale"].get("overrides", []), *raw.get("extra", [])]:
+        key = re.sub(r"^[+~]+", "", str(override).split("=", 1)[0])
         if key in regime_keys or key in scale_settings:
-            raise StudyConfigError(f"override {o!r} changes the regime setting {key!r}; regimes"
-                                   " are fixed in conf/study (study_base, regimes, arms, scale"
-                                   " settings)")
+            raise StudyConfigError(f"override {override!r} changes the regime setting {key!r};"
+                                   " regimes are fixed in conf/study (study_base, regimes, arms,"
+                                   " scale settings)")
     out = {}
-    for name, a in raw["arms"].items():
-        for r in a.get("regimes") or []:
-            if r not in raw["regimes"]:
-                raise StudyConfigError(f"arms.{name}.regimes: unknown regime {r!r}")
-    for regime, (name, a) in ((r, item) for r in regimes for item in raw["arms"].items()):
-        if regime in (a.get("regimes") or regimes):
-            changes = {k: _per_regime(v, regime, f"arms.{name}.set.{k}", regimes)
-                       for k, v in (a.get("set") or {}).items()}
+    for name, spec in raw["arms"].items():
+        for regime in spec.get("regimes") or []:
+            if regime not in raw["regimes"]:
+                raise StudyConfigError(f"arms.{name}.regimes: unknown regime {regime!r}")
+    for regime in regimes:
+        for name, spec in raw["arms"].items():
+            if regime not in (spec.get("regimes") or regimes):
+                continue
+            changes = {key: _per_regime(value, regime, f"arms.{name}.set.{key}", regimes)
+                       for key, value in (spec.get("set") or {}).items()}
             settings = {**study_base, **scale_settings, **regime_settings(raw, regime),
                         **changes}
-            settings = {k: _expand_value(v, names) for k, v in settings.items()}
-            out[f"{regime}/{name}"] = Arm(regime, name, " ".join(str(a.get("about", "")).split()),
-                                          settings, {k: settings[k] for k in changes})
+            settings = {key: _expand_value(value, names) for key, value in settings.items()}
+            about = " ".join(str(spec.get("about", "")).split())
+            out[f"{regime}/{name}"] = Arm(regime, name, about, settings,
+                                          {key: settings[key] for key in changes})
     return out
 
 
@@ -318,26 +325,26 @@ def _gate(spec: Any, shared: Mapping[str, Any], where: str) -> Gate:
                 dict(spec.get("args") or {}), Condition.parse(spec["holds"]))
 
 
-def _claim(cid: str, c: Mapping[str, Any], shared_gates: Mapping[str, Any]) -> Claim:
+def _claim(claim_id: str, spec: Mapping[str, Any], shared_gates: Mapping[str, Any]) -> Claim:
     tests = []
-    for i, t in enumerate(c.get("tests") or []):
-        where = f"claims.{cid}.tests[{i}]"
+    for index, test in enumerate(spec.get("tests") or []):
+        where = f"claims.{claim_id}.tests[{index}]"
         try:
             tests.append(Test(
-                what=str(t["what"]), arm=str(t["arm"]), measure=str(t["measure"]),
-                args=dict(t.get("args") or {}), vs=t.get("vs"),
-                vs_args=dict(t.get("vs_args") or {}), op=str(t.get("op", "value")),
-                supported=Condition.parse(t["supported"]) if "supported" in t else None,
-                refuted=Condition.parse(t["refuted"]) if "refuted" in t else None,
-                gates=tuple(_gate(g, shared_gates, f"{where}.gates[{j}]")
-                            for j, g in enumerate(t.get("gates") or [])),
+                what=str(test["what"]), arm=str(test["arm"]), measure=str(test["measure"]),
+                args=dict(test.get("args") or {}), vs=test.get("vs"),
+                vs_args=dict(test.get("vs_args") or {}), op=str(test.get("op", "value")),
+                supported=Condition.parse(test["supported"]) if "supported" in test else None,
+                refuted=Condition.parse(test["refuted"]) if "refuted" in test else None,
+                gates=tuple(_gate(gate, shared_gates, f"{where}.gates[{gate_index}]")
+                            for gate_index, gate in enumerate(test.get("gates") or [])),
             ))
         except (KeyError, ValueError) as err:
             if isinstance(err, StudyConfigError):
                 raise
             raise StudyConfigError(f"{where}: {err}") from None
-    plot = c.get("plot") or {}
-    return Claim(cid, " ".join(str(c.get("claim", "")).split()), tuple(tests),
+    plot = spec.get("plot") or {}
+    return Claim(claim_id, " ".join(str(spec.get("claim", "")).split()), tuple(tests),
                  tuple(plot.get("arms") or ()), tuple(plot.get("metrics") or ()))
 
 
@@ -346,17 +353,17 @@ def check(study: Study) -> None:
     for name, (lo, hi) in study.windows.items():
         if not 0 <= lo < hi <= 1:
             raise StudyConfigError(f"windows.{name}=[{lo}, {hi}]: need 0 <= lo < hi <= 1")
-    gs = study.names["gan_start_frac"]
+    gan_start_frac = study.names["gan_start_frac"]
     for name, edge in (("before_gan", 1), ("after_gan", 0)):
-        if name in study.windows and study.windows[name][edge] != gs:
+        if name in study.windows and study.windows[name][edge] != gan_start_frac:
             raise StudyConfigError(f"windows.{name} must {'end' if edge else 'start'} at"
-                                   f" gan_start_frac={gs}")
-    roles = {a.role for a in study.arms.values()} | set(study.raw["arms"])
+                                   f" gan_start_frac={gan_start_frac}")
+    roles = {arm.role for arm in study.arms.values()} | set(study.raw["arms"])
     for claim in study.claims.values():
-        if not any(t.decisive for t in claim.tests):
+        if not any(test.decisive for test in claim.tests):
             raise StudyConfigError(f"claims.{claim.id}: no test decides (supported/refuted)")
-        for i, t in enumerate(claim.tests):
-            _check_test(study, f"claims.{claim.id}.tests[{i}]", t, roles)
+        for index, test in enumerate(claim.tests):
+            _check_test(study, f"claims.{claim.id}.tests[{index}]", test, roles)
         for ref in claim.plot_arms:
             _check_ref(study, f"claims.{claim.id}.plot", ref, roles)
 
@@ -368,32 +375,32 @@ def _check_ref(study: Study, where: str, ref: str, roles: set[str]) -> None:
     if view not in ("", NOGAN):
         raise StudyConfigError(f"{where}: {ref!r}: the only view is @{NOGAN}")
     if view == NOGAN:
-        for arm in (a for a in study.arms.values() if a.role == role):
+        for arm in (arm for arm in study.arms.values() if arm.role == role):
             if arm.gan and not arm.paired:
                 raise StudyConfigError(f"{where}: {ref!r} needs a no-GAN branch, but arm"
                                        f" {arm.key} has the GAN and gan_control=false")
 
 
-def _check_test(study: Study, where: str, t: Test, roles: set[str]) -> None:
-    for ref in t.arms:
+def _check_test(study: Study, where: str, test: Test, roles: set[str]) -> None:
+    for ref in test.arms:
         _check_ref(study, where, ref, roles)
-    for measure, args in [(t.measure, t.args), (t.measure, t.vs_args),
-                          *((g.measure, g.args) for g in t.gates)]:
+    for measure, args in [(test.measure, test.args), (test.measure, test.vs_args),
+                          *((gate.measure, gate.args) for gate in test.gates)]:
         if measure not in MEASURES:
             raise StudyConfigError(f"{where}: unknown measure {measure!r}; known:"
                                    f" {', '.join(MEASURES)}")
         for key in WINDOW_PARAMS:
             if key in args and args[key] not in study.windows:
                 raise StudyConfigError(f"{where}: {key}={args[key]!r} is not in windows")
-    if t.op not in ("value", "ratio", "diff"):
-        raise StudyConfigError(f"{where}: op={t.op!r}; use value, ratio or diff")
-    compares = t.vs is not None or bool(t.vs_args)
-    if compares != (t.op != "value"):
+    if test.op not in ("value", "ratio", "diff"):
+        raise StudyConfigError(f"{where}: op={test.op!r}; use value, ratio or diff")
+    compares = test.vs is not None or bool(test.vs_args)
+    if compares != (test.op != "value"):
         raise StudyConfigError(f"{where}: `vs`/`vs_args` and op ratio/diff go together")
-    if t.decisive:
-        if t.supported is None or t.refuted is None:
+    if test.decisive:
+        if test.supported is None or test.refuted is None:
             raise StudyConfigError(f"{where}: a decisive test needs both a supporting and a"
                                    " refuting band (a rule must be able to fail both ways)")
-        if t.supported.overlaps(t.refuted):
-            raise StudyConfigError(f"{where}: bands overlap (supported {t.supported}, refuted"
-                                   f" {t.refuted})")
+        if test.supported.overlaps(test.refuted):
+            raise StudyConfigError(f"{where}: bands overlap (supported {test.supported}, refuted"
+                                   f" {test.refuted})")

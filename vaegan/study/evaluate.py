@@ -58,17 +58,19 @@ class RunTable:
         return nogan_view(run)
 
     def runs(self, regime: str, ref: str) -> list[Run]:
-        return [r for s in self.study.seeds if (r := self.get(regime, ref, s)) is not None]
+        return [run for seed in self.study.seeds
+                if (run := self.get(regime, ref, seed)) is not None]
 
     def per_seed(self, regime: str, ref: str, measure: str, args: Mapping[str, Any]
                  ) -> dict[int, float | None]:
         """The measure on every seed's run (None where the run or the value is missing)."""
-        fn = MEASURES[measure]
-        kwargs = {k: self.study.windows[v] if k in WINDOW_PARAMS else v for k, v in args.items()}
+        measure_of = MEASURES[measure]
+        kwargs = {name: self.study.windows[value] if name in WINDOW_PARAMS else value
+                  for name, value in args.items()}
         out: dict[int, float | None] = {}
         for seed in self.study.seeds:
             run = self.get(regime, ref, seed)
-            out[seed] = None if run is None else fn(run, **kwargs)
+            out[seed] = None if run is None else measure_of(run, **kwargs)
         return out
 
 
@@ -86,7 +88,7 @@ def judge_claim(study: Study, table: RunTable, claim: Claim, regime: str) -> Cla
             return table.per_seed(regime, ref, measure, args)
 
         tests.append((test, judge(per_seed, test, study.confidence)))
-    return ClaimResult(claim, regime, tests, claim_verdict([r.verdict for _, r in tests]))
+    return ClaimResult(claim, regime, tests, claim_verdict([result.verdict for _, result in tests]))
 
 
 def evaluate(study: Study, table: RunTable) -> list[ClaimResult]:

@@ -33,46 +33,46 @@ def bounds(run: Run, window: Window) -> tuple[float, float]:
 
 def mean(run: Run, metric: str, window: Window) -> float | None:
     """Mean of `metric` over the window; None when it has no point there."""
-    s = run.get(metric)
-    if s is None:
+    series = run.get(metric)
+    if series is None:
         return None
-    w = s.between(*bounds(run, window))
-    return float(w.y.mean()) if len(w) else None
+    inside = series.between(*bounds(run, window))
+    return float(inside.y.mean()) if len(inside) else None
 
 
 def minimum(run: Run, metric: str, window: Window) -> float | None:
     """Lowest value of `metric` over the window (e.g. the lowest log σ² reached)."""
-    s = run.get(metric)
-    if s is None:
+    series = run.get(metric)
+    if series is None:
         return None
-    w = s.between(*bounds(run, window))
-    return float(w.y.min()) if len(w) else None
+    inside = series.between(*bounds(run, window))
+    return float(inside.y.min()) if len(inside) else None
 
 
 def count_frac(run: Run, metric: str) -> float | None:
     """A running count's last value per GAN step (e.g. adaptive-weight clamp hits)."""
-    s, gs = run.get(metric), run.gan_start
+    series, gan_start = run.get(metric), run.gan_start
     steps = run_steps(run)
-    if s is None or gs is None or steps <= gs:
+    if series is None or gan_start is None or steps <= gan_start:
         return None
-    return s.last / (steps - gs)
+    return series.last / (steps - gan_start)
 
 
 def ratio(run: Run, metric: str, window: Window, over: Window) -> float | None:
     """Mean over `window` divided by the mean over `over` (e.g. KL late / KL at the start)."""
-    num, den = mean(run, metric, window), mean(run, metric, over)
-    if num is None or den is None or den == 0:
+    numerator, denominator = mean(run, metric, window), mean(run, metric, over)
+    if numerator is None or denominator is None or denominator == 0:
         return None
-    return num / den
+    return numerator / denominator
 
 
 def change(run: Run, metric: str, window: Window) -> float | None:
     """Least-squares slope × window length / the window's level: 0.1 = moved by 10 % of its
     level across the window (the definition `vaegan-diagnose` uses)."""
-    s = run.get(metric)
-    if s is None:
+    series = run.get(metric)
+    if series is None:
         return None
-    return rel_change(s, *bounds(run, window), MIN_POINTS)
+    return rel_change(series, *bounds(run, window), MIN_POINTS)
 
 
 def per_dim(run: Run, metric: str, window: Window) -> float | None:
@@ -83,27 +83,27 @@ def per_dim(run: Run, metric: str, window: Window) -> float | None:
 
 def part_of_rise(run: Run, part: str, total: str, window: Window, over: Window) -> float | None:
     """Share of the rise of `total` from `over` to `window` that `part` accounts for."""
-    p1, p0 = mean(run, part, window), mean(run, part, over)
-    t1, t0 = mean(run, total, window), mean(run, total, over)
-    if None in (p1, p0, t1, t0) or t1 == t0:
+    part_end, part_start = mean(run, part, window), mean(run, part, over)
+    total_end, total_start = mean(run, total, window), mean(run, total, over)
+    if None in (part_end, part_start, total_end, total_start) or total_end == total_start:
         return None
-    return (p1 - p0) / (t1 - t0)
+    return (part_end - part_start) / (total_end - total_start)
 
 
 def encoder_share(run: Run, terms: Sequence[str] | str, window: Window) -> float | None:
     """Encoder part of the `terms`' gradient norms: Σ encoder / Σ (encoder + decoder)."""
     means = grad_means(run, *bounds(run, window))
-    picked = [means[t] for t in _terms(terms) if t in means]
+    picked = [means[term] for term in _terms(terms) if term in means]
     if not picked:
         return None
-    total = sum(e + d for e, d in picked)
-    return sum(e for e, _ in picked) / total if total > 0 else None
+    total = sum(encoder + decoder for encoder, decoder in picked)
+    return sum(encoder for encoder, _ in picked) / total if total > 0 else None
 
 
 def encoder_share_of(run: Run, term: str, window: Window) -> float | None:
     """`term`'s share of the encoder's gradient: its encoder norm / Σ over all terms'."""
     means = grad_means(run, *bounds(run, window))
-    total = sum(e for e, _ in means.values())
+    total = sum(encoder for encoder, _ in means.values())
     if term not in means or total <= 0:
         return None
     return means[term][0] / total

@@ -27,19 +27,19 @@ class Planned:
 
 def plan(study: Study) -> list[Planned]:
     """Every job with its steps and estimated cost, longest first (the order they run in)."""
-    c = study.cost
-    arms = {a.key: a for a in study.needed_arms()}
+    cost_of = study.cost
+    arms = {arm.key: arm for arm in study.needed_arms()}
     out = []
     for job in study.jobs():
         arm = arms[job.arm]
         gan = study.steps - study.gan_start if arm.gan else 0
         control = gan if arm.paired else 0
         nogan = study.steps - gan
-        cost = (float(c.get("per_run", 0.0)) * (2 if arm.paired else 1)
-                + float(c.get("nogan_step", 0.0)) * (nogan + control)
-                + float(c.get("gan_step", 0.0)) * gan)
+        cost = (float(cost_of.get("per_run", 0.0)) * (2 if arm.paired else 1)
+                + float(cost_of.get("nogan_step", 0.0)) * (nogan + control)
+                + float(cost_of.get("gan_step", 0.0)) * gan)
         out.append(Planned(job, arm, nogan, gan, control, cost))
-    return sorted(out, key=lambda p: -p.cost_s)
+    return sorted(out, key=lambda planned: -planned.cost_s)
 
 
 def makespan(costs: list[float], workers: int) -> float:
@@ -76,10 +76,10 @@ def plan_text(study: Study, planned: list[Planned]) -> str:
         by_arm.setdefault(p.arm.key, []).append(p)
     lines.append(f"  {'arm':<20} {'runs':>4} {'no-GAN':>7} {'GAN':>5} {'branch':>6}"
                  f" {'est. ' + unit + '/run':>14}")
-    for key, ps in by_arm.items():
-        p = ps[0]
-        lines.append(f"  {key:<20} {len(ps):>4} {p.nogan_steps:>7} {p.gan_steps:>5}"
-                     f" {p.control_steps:>6} {p.cost_s:>14.0f}")
+    for key, jobs in by_arm.items():
+        first = jobs[0]
+        lines.append(f"  {key:<20} {len(jobs):>4} {first.nogan_steps:>7} {first.gan_steps:>5}"
+                     f" {first.control_steps:>6} {first.cost_s:>14.0f}")
     total = sum(p.cost_s for p in planned)
     wall = makespan([p.cost_s for p in planned], study.workers)
     lines.append(f"estimate: {total:.0f} {unit} in all; ~{wall / 60:.0f} min wall with"
@@ -88,7 +88,8 @@ def plan_text(study: Study, planned: list[Planned]) -> str:
     perceptual = next(iter(study.arms.values())).settings if study.arms else {}
     net = perceptual.get("loss.objective.perceptual.net")
     if net is not None:
-        pre = perceptual.get("loss.objective.perceptual.pretrained")
-        lines.append(f"LPIPS: {net}, {'pretrained backbone found' if pre else 'random backbone'}")
+        pretrained = perceptual.get("loss.objective.perceptual.pretrained")
+        backbone = "pretrained backbone found" if pretrained else "random backbone"
+        lines.append(f"LPIPS: {net}, {backbone}")
     lines += [f"MISSING {m}" for m in prerequisites(study)]
     return "\n".join(lines)

@@ -24,20 +24,22 @@ def seed_band(runs: list[Run], metric: str, confidence: float = 0.95
               ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray] | None:
     """(x, mean, lo, hi) of the smoothed curves of `runs` on the steps they all cover; lo/hi:
     the t-interval of the mean over seeds at each step (= mean with one seed)."""
-    curves = [smooth(s, SMOOTH_FRAC) for r in runs if (s := r.get(metric)) is not None]
+    curves = [smooth(series, SMOOTH_FRAC)
+              for run in runs if (series := run.get(metric)) is not None]
     if not curves:
         return None
-    lo, hi = max(c.x[0] for c in curves), min(c.x[-1] for c in curves)
+    lo, hi = max(curve.x[0] for curve in curves), min(curve.x[-1] for curve in curves)
     if hi <= lo:
-        c = curves[0]
-        return c.x, c.y, c.y, c.y
-    x = np.linspace(lo, hi, min(GRID_POINTS, max(len(c) for c in curves)))
-    ys = np.array([np.interp(x, c.x, c.y) for c in curves])
+        only = curves[0]
+        return only.x, only.y, only.y, only.y
+    x = np.linspace(lo, hi, min(GRID_POINTS, max(len(curve) for curve in curves)))
+    ys = np.array([np.interp(x, curve.x, curve.y) for curve in curves])
     mean = ys.mean(axis=0)
-    n = len(curves)
-    if n < 2:
+    seeds = len(curves)
+    if seeds < 2:
         return x, mean, mean, mean
-    half = float(_stats.t.ppf(0.5 + confidence / 2, n - 1)) * ys.std(axis=0, ddof=1) / np.sqrt(n)
+    t_quantile = float(_stats.t.ppf(0.5 + confidence / 2, seeds - 1))
+    half = t_quantile * ys.std(axis=0, ddof=1) / np.sqrt(seeds)
     return x, mean, mean - half, mean + half
 
 
@@ -46,8 +48,8 @@ def plot_claim(claim: Claim, regime_label: str, runs_by_arm: dict[str, list[Run]
     """Panels = the claim's plot metrics; lines = its plot arms; dashed = gan_start."""
     if not claim.plot_metrics or not runs_by_arm:
         return None
-    n = len(claim.plot_metrics)
-    fig, axes = new_figure(n, 1, (8, 2.8 * n))
+    panels = len(claim.plot_metrics)
+    fig, axes = new_figure(panels, 1, (8, 2.8 * panels))
     for ax, metric in zip(axes, claim.plot_metrics, strict=True):
         ys = []
         for i, (arm, runs) in enumerate(runs_by_arm.items()):
@@ -59,9 +61,9 @@ def plot_claim(claim: Claim, regime_label: str, runs_by_arm: dict[str, list[Run]
             ax.plot(x, mean, color=color, lw=1.4, label=f"{arm} (n={len(runs)})")
             ax.fill_between(x, lo, hi, color=color, alpha=0.2, lw=0)
             ys.append(mean)
-            gs = runs[0].gan_start if runs else None
-            if gs is not None:
-                ax.axvline(gs, color="0.4", ls="--", lw=0.8)
+            gan_start = runs[0].gan_start if runs else None
+            if gan_start is not None:
+                ax.axvline(gan_start, color="0.4", ls="--", lw=0.8)
         if helps_log(ys):
             log_y(ax)
         ax.set_title(metric + ("" if ys else " (not logged)"), fontsize=10)

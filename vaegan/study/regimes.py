@@ -34,8 +34,8 @@ def expected_beta(settings: dict[str, Any], step: int) -> float:
     if kind == "constant":
         return beta
     if kind == "linear":
-        w, r = int(settings["schedule.warmup_steps"]), int(settings["schedule.ramp_steps"])
-        return beta * min(max((step - w) / r, 0.0), 1.0)
+        warmup, ramp = int(settings["schedule.warmup_steps"]), int(settings["schedule.ramp_steps"])
+        return beta * min(max((step - warmup) / ramp, 0.0), 1.0)
     raise ValueError(f"schedule {kind!r}: the study declares constant or linear β only")
 
 
@@ -43,8 +43,9 @@ def check_steps(study: Study, arm: Arm) -> list[int]:
     """Steps β is checked at: start, inside warm-up and ramp (if any), gan_start, the end."""
     steps = [0, study.gan_start, study.steps - 1]
     if arm.settings.get("schedule") == "linear":
-        w, r = int(arm.settings["schedule.warmup_steps"]), int(arm.settings["schedule.ramp_steps"])
-        steps += [w // 2, w + r // 2, w + r]
+        warmup = int(arm.settings["schedule.warmup_steps"])
+        ramp = int(arm.settings["schedule.ramp_steps"])
+        steps += [warmup // 2, warmup + ramp // 2, warmup + ramp]
     return sorted(set(steps))
 
 
@@ -82,14 +83,14 @@ def facts(study: Study, arm: Arm, cfg: DictConfig) -> dict[str, str]:
     """One row of the regime table, read from the composed config and the real schedules."""
     beta_schedule, gan = build_schedules(cfg)
     obj, post = cfg.loss.objective, cfg.model.posterior
-    betas = [(s, beta_schedule(s)) for s in (0, study.gan_start, study.steps - 1)]
+    betas = [(step, beta_schedule(step)) for step in (0, study.gan_start, study.steps - 1)]
     if beta_schedule.kind == "constant":
         beta = f"{beta_schedule.beta:g}, constant"
     else:
         ramp_end = beta_schedule.warmup_steps + beta_schedule.ramp_steps
         beta = (f"{beta_schedule.kind}: 0 to step {beta_schedule.warmup_steps}, "
                 f"{beta_schedule.beta:g} from {ramp_end}")
-    beta += " (" + ", ".join(f"β({s})={b:g}" for s, b in betas) + ")"
+    beta += " (" + ", ".join(f"β({step})={value:g}" for step, value in betas) + ")"
     if post.parameterization == "clamp":
         bounds = f"clamp [{post.logvar_min:g}, {post.logvar_max:g}]"
     elif post.parameterization == "softplus":

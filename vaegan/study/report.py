@@ -42,50 +42,48 @@ def _num(x: float) -> str:
     return f"{x:.3g}"
 
 
-def test_numbers(r: TestResult) -> str:
+def test_numbers(result: TestResult) -> str:
     """Per-seed values and the interval, e.g. ``1.8, 2.1, 2.4 → 2.1 [1.6, 2.7] (n=3)``."""
-    if not r.values:
-        return f"– ({r.missing})"
-    return ", ".join(_num(v) for v in r.values.values()) + f" → {r.interval.text()}"
+    if not result.values:
+        return f"– ({result.missing})"
+    values = ", ".join(_num(value) for value in result.values.values())
+    return f"{values} → {result.interval.text()}"
 
 
-def rule_text(t: Test) -> str:
-    if t.supported is None:
+def rule_text(test: Test) -> str:
+    if test.supported is None:
         return "reported only"
-    return f"supported if {t.supported}; refuted if {t.refuted}"
+    return f"supported if {test.supported}; refuted if {test.refuted}"
 
 
-def gate_text(r: TestResult) -> str:
-    return "<br>".join(g.text() for g in r.gates) or "–"
+def gate_text(result: TestResult) -> str:
+    return "<br>".join(gate.text() for gate in result.gates) or "–"
 
 
-def subject(t: Test) -> str:
+def subject(test: Test) -> str:
     """Which arm(s) and how: ``gan / nogan``, ``gan − nogan``, or the arm."""
-    if t.op == "value":
-        return f"`{t.arm}`"
-    sign = "/" if t.op == "ratio" else "−"
-    other = f"`{t.vs or t.arm}`" + (f" {t.vs_args}" if t.vs_args else "")
-    return f"`{t.arm}` {sign} {other}"
+    if test.op == "value":
+        return f"`{test.arm}`"
+    sign = "/" if test.op == "ratio" else "−"
+    other = f"`{test.vs or test.arm}`" + (f" {test.vs_args}" if test.vs_args else "")
+    return f"`{test.arm}` {sign} {other}"
 
 
 def plain_words(res: ClaimResult, study: Study) -> str:
     """The verdict in a sentence, saying so plainly when the claim fails at this scale."""
     where = f"at this scale ({study.scale}: {study.steps} steps, {len(study.seeds)} seeds)"
-    decisive = [(t, r) for t, r in res.tests if r.verdict not in (REPORTED, NOT_RUN)]
+    decisive = [(test, result) for test, result in res.tests
+                if result.verdict not in (REPORTED, NOT_RUN)]
     if res.verdict == SUPPORTED:
         return f"Supported {where}: every decisive test's interval lies in its supporting band."
     if res.verdict == NOT_SUPPORTED:
-        failed = [t.what for t, r in decisive if r.verdict == NOT_SUPPORTED]
+        failed = [test.what for test, result in decisive if result.verdict == NOT_SUPPORTED]
         return f"**The claim does not hold {where}.** Refuted: " + "; ".join(failed) + "."
     if res.verdict == NOT_RUN:
         return "Not run in this regime (it has none of the arms the decisive tests read)."
-    open_ = [f"{t.what} ({r.missing})" for t, r in decisive if r.verdict == INCONCLUSIVE]
+    open_ = [f"{test.what} ({result.missing})"
+             for test, result in decisive if result.verdict == INCONCLUSIVE]
     return f"Inconclusive {where}; undecided: " + "; ".join(open_) + "."
-
-
-def first_decisive(res: ClaimResult) -> str:
-    key = next(((t, r) for t, r in res.tests if r.verdict not in (REPORTED, NOT_RUN)), None)
-    return "" if key is None else f"{key[0].what}: {key[1].interval.text()}"
 
 
 def summary_table(study: Study, results: Sequence[ClaimResult]) -> str:
@@ -95,23 +93,26 @@ def summary_table(study: Study, results: Sequence[ClaimResult]) -> str:
         by_claim.setdefault(res.claim.id, {})[res.regime] = res
     rows = []
     for cid, per in by_claim.items():
-        cells = [f"**{per[r].verdict}**" if r in per else "" for r in study.regimes]
+        cells = [f"**{per[regime].verdict}**" if regime in per else ""
+                 for regime in study.regimes]
         rows.append([cid, *cells, next(iter(per.values())).claim.text])
-    return md_table(["claim", *[f"{r} regime" for r in study.regimes], "claim (short)"], rows)
+    return md_table(["claim", *[f"{regime} regime" for regime in study.regimes], "claim (short)"],
+                    rows)
 
 
 def question_section(study: Study, results: Sequence[ClaimResult]) -> list[str]:
     """Is the plateau the GAN's doing? P2, G3 and the paired difference of G2, per regime."""
-    found = {(r.claim.id, r.regime): r for r in results}
+    found = {(result.claim.id, result.regime): result for result in results}
     rows = []
     for regime in study.regimes:
         for cid, i, what in QUESTION:
             res = found.get((cid, regime))
             if res is None or len(res.tests) <= i:
                 continue
-            t, r = res.tests[i]
-            why = f" ({r.missing})" if r.verdict == INCONCLUSIVE and r.values else ""
-            rows.append([regime, f"{cid}: {what}", test_numbers(r), rule_text(t), r.verdict + why])
+            test, result = res.tests[i]
+            why = f" ({result.missing})" if result.verdict == INCONCLUSIVE and result.values else ""
+            rows.append([regime, f"{cid}: {what}", test_numbers(result), rule_text(test),
+                         result.verdict + why])
     if not rows:
         return []
     return ["## The question: is the plateau the GAN's doing?", "",
@@ -129,8 +130,9 @@ def claim_section(res: ClaimResult, study: Study, plot: Path | None) -> list[str
              plain_words(res, study), ""]
     if plot is not None:
         lines += [f"![{res.claim.id} {res.regime}](plots/{plot.name})", ""]
-    rows = [[t.what, subject(t), test_numbers(r), rule_text(t), gate_text(r), r.verdict]
-            for t, r in res.tests if r.verdict != NOT_RUN]
+    rows = [[test.what, subject(test), test_numbers(result), rule_text(test), gate_text(result),
+             result.verdict]
+            for test, result in res.tests if result.verdict != NOT_RUN]
     if rows:
         lines += [md_table(["test", "arms", "per seed → mean [CI]", "rule", "gates", "result"],
                            rows), ""]
@@ -140,14 +142,15 @@ def claim_section(res: ClaimResult, study: Study, plot: Path | None) -> list[str
 def regimes_section(study: Study) -> list[str]:
     rows, shared, problems = regime_table(study)
     lines = ["## Regimes", ""]
-    lines += [f"- **{r.name}** ({r.label}): {r.about}" for r in study.regimes.values()]
+    lines += [f"- **{regime.name}** ({regime.label}): {regime.about}"
+              for regime in study.regimes.values()]
     lines += ["", f"Every arm at this scale: {shared}.", "",
               "Each row is read from the arm's composed `vaegan-train` config and its real β"
               " schedule (`vaegan.study.regimes`), not from the study file; every arm is"
               " composed from an explicit study base, nothing comes from `conf/train.yaml`'s"
               " defaults.", ""]
     if rows:
-        lines += [md_table(list(rows[0]), [list(r.values()) for r in rows]), ""]
+        lines += [md_table(list(rows[0]), [list(row.values()) for row in rows]), ""]
     if problems:
         lines += ["**Declared and composed regimes differ:**", "",
                   *[f"- {p}" for p in problems], ""]
@@ -155,11 +158,12 @@ def regimes_section(study: Study) -> list[str]:
 
 
 def provenance_section(study: Study, jobs: Sequence[JobResult], clock: Clock | None) -> list[str]:
-    trained = [r for r in jobs if not r.cached]
-    commits = sorted({done_marker(r.job).get("code_commit", "unknown") for r in jobs if r.ok})
+    trained = [result for result in jobs if not result.cached]
+    commits = sorted({done_marker(result.job).get("code_commit", "unknown")
+                      for result in jobs if result.ok})
     planned = plan(study)
     estimate = makespan([p.cost_s for p in planned], study.workers)
-    cpu = sum(r.cpu_seconds for r in trained)
+    cpu = sum(result.cpu_seconds for result in trained)
     lines = [
         "## How these numbers came to be", "",
         f"- Command: `python -m vaegan.study scale={study.scale}` (`make study"
@@ -185,9 +189,11 @@ def provenance_section(study: Study, jobs: Sequence[JobResult], clock: Clock | N
 
 
 def runs_table(results: Sequence[JobResult]) -> str:
-    rows = [[r.job.arm, str(r.job.seed), "kept" if r.cached else f"{r.seconds:.0f}",
-             "" if r.cached else f"{r.cpu_seconds:.0f}", "ok" if r.ok else f"FAILED: {r.error}",
-             f"`{r.job.run_dir}`"] for r in results]
+    rows = [[result.job.arm, str(result.job.seed),
+             "kept" if result.cached else f"{result.seconds:.0f}",
+             "" if result.cached else f"{result.cpu_seconds:.0f}",
+             "ok" if result.ok else f"FAILED: {result.error}",
+             f"`{result.job.run_dir}`"] for result in results]
     return md_table(["arm", "seed", "wall s", "CPU s", "status", "run dir"], rows)
 
 
@@ -200,11 +206,11 @@ def caveats(study: Study, claims: Sequence[ClaimResult]) -> list[str]:
                      f" {settings.get('loss.objective.perceptual.net')} backbone (its ImageNet"
                      " weights were not on disk): a random-feature distance, not LPIPS.")
     for res in claims:
-        for t, r in res.tests:
-            for g in r.gates:
-                if not g.met:
-                    lines.append(f"- {res.claim.id} ({res.regime}): cannot speak on \"{t.what}\""
-                                 f" — gate not met: {g.text()}.")
+        for test, result in res.tests:
+            for gate in result.gates:
+                if not gate.met:
+                    lines.append(f"- {res.claim.id} ({res.regime}): cannot speak on \"{test.what}\""
+                                 f" — gate not met: {gate.text()}.")
     return [*lines, ""]
 
 
@@ -230,11 +236,12 @@ def results_json(claims: Sequence[ClaimResult]) -> dict:
     for res in claims:
         out.setdefault(res.claim.id, {})[res.regime] = {
             "verdict": res.verdict,
-            "tests": [{"what": t.what, "verdict": r.verdict, "values": r.values,
-                       "mean": r.interval.mean, "lo": r.interval.lo, "hi": r.interval.hi,
-                       "missing": r.missing,
-                       "gates": [{"what": g.gate.what, "met": g.met, "values": g.values}
-                                 for g in r.gates]} for t, r in res.tests]}
+            "tests": [{"what": test.what, "verdict": result.verdict, "values": result.values,
+                       "mean": result.interval.mean, "lo": result.interval.lo,
+                       "hi": result.interval.hi,
+                       "missing": result.missing,
+                       "gates": [{"what": gate.gate.what, "met": gate.met, "values": gate.values}
+                                 for gate in result.gates]} for test, result in res.tests]}
     return out
 
 
@@ -255,10 +262,10 @@ def rules_section(study: Study) -> list[str]:
     lines = ["## Claims and rules", ""]
     for claim in study.claims.values():
         rows = []
-        for t in claim.tests:
-            gates = "<br>".join(f"{g.what} (`{g.arm}`, {g.holds} on every seed)"
-                                for g in t.gates) or "–"
-            rows.append([t.what, subject(t), rule_text(t), gates])
+        for test in claim.tests:
+            gates = "<br>".join(f"{gate.what} (`{gate.arm}`, {gate.holds} on every seed)"
+                                for gate in test.gates) or "–"
+            rows.append([test.what, subject(test), rule_text(test), gates])
         lines += [f"### {claim.id}: {claim.text}", "",
                   md_table(["test", "arms", "rule", "gates"], rows), ""]
     return lines
@@ -284,7 +291,7 @@ def write_plan_report(study: Study, plan_lines: str) -> Path:
 def write_study_report(study: Study, jobs: Sequence[JobResult], clock: Clock | None = None,
                        table: RunTable | None = None) -> Path:
     """Judge the claims on the finished runs and write the report; returns REPORT.md's path."""
-    failed = {(r.job.arm, r.job.seed) for r in jobs if not r.ok}
+    failed = {(result.job.arm, result.job.seed) for result in jobs if not result.ok}
     table = table or RunTable(study, failed)
     claims = evaluate(study, table)
     out = study.out_dir

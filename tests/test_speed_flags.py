@@ -8,10 +8,10 @@ import copy
 
 import pytest
 import torch
-from vaegan.bench.players import synthetic_batch
 
 from vaegan.bench.config import TINY, bench_config
-from vaegan.bench.model_changes import PREPARES
+from vaegan.bench.fit import synthetic_batch
+from vaegan.bench.model_changes import CHANGES
 from vaegan.train import build_module
 
 
@@ -44,7 +44,7 @@ def test_layout_and_attention_flags_keep_the_loss(built, change: str) -> None:
     module, x = built
     want, want_grads = _loss_and_grads(copy.deepcopy(module), x)
     changed = copy.deepcopy(module)
-    PREPARES[change](changed)
+    CHANGES[change](changed)
     if change == "channels_last":
         x = x.contiguous(memory_format=torch.channels_last)
     got, got_grads = _loss_and_grads(changed, x)

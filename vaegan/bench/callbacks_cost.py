@@ -1,40 +1,31 @@
-"""What the diagnostics callbacks (latent, gradients, discriminator, images) add to a training
-step; the budget is 3 % at the default intervals.
+"""Row 2: what the diagnostics callbacks (latent, gradients, discriminator, images) add to a
+training step; the budget is 3 % at the default intervals.
 
-Three variants of the quickstart (GAN on from the first step, no validation, no progress bar)
-are timed per batch through ``Trainer.fit`` in interleaved repeats:
+Three variants (GAN on from the first step, no validation, no progress bar) are timed per
+batch through ``Trainer.fit`` in interleaved repeats:
 
 - ``none``: ``callbacks=none`` (only the checkpoint), the baseline;
 - ``default``: the default callbacks and intervals. Its ratio to ``none`` is the direct number,
   but a run shorter than the longest interval (images, every 500 steps) misses the rare work,
   and a 3 % effect is within the noise of a shared machine;
-- ``scaled``: every diagnostics interval divided by ``scale``, so each piece of work runs
-  ``scale`` times as often in the same mix. ``1 + (ratio_scaled - 1) / scale`` is the cost at
-  the default intervals with ``scale`` times the signal: the number to hold against the budget.
-  ``steps`` is raised to the longest scaled interval, so every piece of work is in the timing.
-
-``python -m vaegan.bench.callbacks_cost [steps] [repeats]`` prints the result.
+- ``scaled``: every diagnostics interval divided by ``SCALE``, so each piece of work runs
+  ``SCALE`` times as often in the same mix. ``1 + (ratio_scaled - 1) / SCALE`` is the cost at
+  the default intervals with ``SCALE`` times the signal: the number held against the budget.
+  The timed batches are raised to the longest scaled interval, so every piece of work is in.
 """
 
 from __future__ import annotations
 
-import statistics
-import sys
-import tempfile
-from collections.abc import Sequence
-from pathlib import Path
-from typing import Any
-
-from hydra.utils import instantiate
 from omegaconf import DictConfig
 
-from vaegan.bench.config import bench_config
-from vaegan.bench.fit import FitBench
+from vaegan.bench.context import GAN_ON, Context
+from vaegan.bench.table import Row, Target
 from vaegan.bench.timing import Ratio, interleaved
 
 DIAGNOSTICS = ("latent", "gradients", "discriminator", "images")
+SCALE = 10
 COMMON = (
-    "gan_start=0",  # the costlier phase: adversarial term, D statistics, four gradient terms
+    GAN_ON,  # the costlier phase: adversarial term, D statistics, four gradient terms
     "++trainer.enable_progress_bar=false",
     "++callbacks.progress=null",
     "trainer.limit_val_batches=0",
@@ -43,68 +34,41 @@ COMMON = (
 
 def intervals(cfg: DictConfig) -> dict[str, int]:
     """``callbacks.<name>.<key>`` -> steps, for every interval of the diagnostics callbacks."""
-    out = {}
+    found = {}
     for name in DIAGNOSTICS:
         for key, value in (cfg.callbacks.get(name) or {}).items():
             if "every" in key and isinstance(value, int):
-                out[f"callbacks.{name}.{key}"] = value
-    return out
+                found[f"callbacks.{name}.{key}"] = value
+    return found
 
 
-def scaled_intervals(cfg: DictConfig, scale: int) -> dict[str, int]:
-    """Every diagnostics interval ``scale`` times shorter (at least every step)."""
-    return {key: max(1, round(v / scale)) for key, v in intervals(cfg).items()}
-
-
-def measure(
-    steps: int = 100,
-    repeats: int = 3,
-    warmup: int = 3,
-    scale: int = 10,
-    overrides: Sequence[str] = (),
-) -> dict[str, Any]:
-    """Seconds per step of each variant (median) and the cost ratios described above."""
-    with tempfile.TemporaryDirectory(prefix="vaegan-cb-cost-") as tmp:
-        root = Path(tmp)
-        common = [*COMMON, *overrides]
-        default = bench_config(root / "default", common)
-        scaled = scaled_intervals(default, scale)
-        steps = max(steps, *scaled.values())  # every piece of work fires in the timed steps
-        scaled_args = [f"{key}={every}" for key, every in scaled.items()]
-        configs = {
-            "none": bench_config(root / "none", [*common, "callbacks=none"]),
-            "default": default,
-            "scaled": bench_config(root / "scaled", [*common, *scaled_args]),
-        }
-        datamodule = instantiate(default.data, _convert_="all")
-        benches = {
-            name: FitBench(cfg, datamodule, root / name, warmup, steps)
-            for name, cfg in configs.items()
-        }
-        times = interleaved(benches, repeats)
+def measure(ctx: Context) -> list[Row]:
+    default = ctx.config(*COMMON)
+    scaled = {key: max(1, round(every / SCALE)) for key, every in intervals(default).items()}
+    configs = {
+        "none": ctx.config(*COMMON, "callbacks=none"),
+        "default": default,
+        "scaled": ctx.config(*COMMON, *(f"{key}={every}" for key, every in scaled.items())),
+    }
+    steps = max(ctx.profile.steps, *scaled.values())  # every piece of work fires in the timing
+    benches = {name: ctx.fit_bench(cfg, ctx.datamodule(cfg), steps=steps)
+               for name, cfg in configs.items()}
+    times = interleaved(benches, ctx.profile.long_repeats)
     direct = Ratio.of(times["default"], times["none"])
     amplified = Ratio.of(times["scaled"], times["none"])
-    return {
-        "steps": steps,
-        "repeats": repeats,
-        "scale": scale,
-        "intervals": intervals(default),
-        "seconds_per_step": {name: statistics.median(t) for name, t in times.items()},
-        "ratio_default": direct.ratio,
-        "ratio_default_range": (direct.low, direct.high),
-        "ratio_scaled": amplified.ratio,
-        "ratio": 1 + (amplified.ratio - 1) / scale,
-        "ratio_range": (1 + (amplified.low - 1) / scale, 1 + (amplified.high - 1) / scale),
-    }
 
+    def at_default(ratio: float) -> float:
+        return 1 + (ratio - 1) / SCALE
 
-def main(argv: Sequence[str] | None = None) -> None:
-    args = [int(a) for a in (sys.argv[1:] if argv is None else argv)]
-    result = measure(*args)
-    for key, value in result.items():
-        print(f"{key}: {value}")
-    print(f"callbacks add {100 * (result['ratio'] - 1):.1f} % per step at default intervals")
-
-
-if __name__ == "__main__":
-    main()
+    cost = at_default(amplified.ratio)
+    return [
+        Row(
+            "2", f"diagnostics cost at the default intervals: `callbacks=default` / "
+            f"`callbacks=none` (`Trainer.fit`), from every interval ÷ {SCALE}",
+            f"{cost:.2f}× [{at_default(amplified.low):.2f}–{at_default(amplified.high):.2f}]",
+            f"÷ {SCALE}: {amplified.ratio:.2f}×; at the default intervals directly: "
+            f"{direct.ratio:.2f}× [{direct.low:.2f}–{direct.high:.2f}]; {steps} batches × "
+            f"{ctx.profile.long_repeats} repeats",
+            Target(1.03, at_most=True), cost,
+        )
+    ]

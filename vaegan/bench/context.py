@@ -6,16 +6,13 @@ import copy
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import lightning as L
 import torch
 from hydra.utils import instantiate
 from omegaconf import DictConfig
 
-from vaegan.bench.config import bench_config
-from vaegan.bench.fit import FitBench, Prepare, SyntheticData
-from vaegan.bench.loop import LoopBench, cycle
-from vaegan.bench.players import build_players
-from vaegan.bench.profiles import Profile
-from vaegan.bench.steps import Step
+from vaegan.bench.config import Profile, bench_config
+from vaegan.bench.fit import FitBench, SyntheticData
 
 GAN_ON = "gan_start=0"
 GAN_OFF = "gan_start=1000000000"  # never reached: the phase before gan_start
@@ -35,7 +32,7 @@ class Context:
     profile: Profile
     device: torch.device
     run_dir: Path
-    _datamodules: dict[tuple, object] = field(default_factory=dict)
+    _datamodules: dict[tuple, L.LightningDataModule] = field(default_factory=dict)
     _configs: dict[tuple[str, ...], DictConfig] = field(default_factory=dict)
     _fits: int = 0
 
@@ -51,28 +48,27 @@ class Context:
             self._configs[extra] = bench_config(self.run_dir, self.overrides(*extra))
         return copy.deepcopy(self._configs[extra])
 
-    def datamodule(self, cfg: DictConfig):
+    def datamodule(self, cfg: DictConfig) -> L.LightningDataModule:
         """The configured data module, set up once per data config (patches take seconds)."""
-        key = tuple(sorted(str(kv) for kv in cfg.data.items()))
+        key = tuple(sorted(str(item) for item in cfg.data.items()))
         if key not in self._datamodules:
-            dm = instantiate(cfg.data, _convert_="all")
-            dm.setup("fit")
-            self._datamodules[key] = dm
+            datamodule = instantiate(cfg.data, _convert_="all")
+            datamodule.setup("fit")
+            self._datamodules[key] = datamodule
         return self._datamodules[key]
 
+    def fit_bench(
+        self, cfg: DictConfig, datamodule: L.LightningDataModule, design: str = "vaegan",
+        changes: str | None = None, steps: int | None = None,
+    ) -> FitBench:
+        """A ``FitBench`` of ``cfg`` at the profile's warm-up and timed batches (or ``steps``)."""
+        self._fits += 1
+        return FitBench(cfg, datamodule, self.run_dir / f"fit{self._fits}", self.profile.warmup,
+                        steps or self.profile.steps, design, changes)
+
     def compute_fit(
-        self, *extra: str, design: str = "vaegan", prepare: Prepare | None = None
+        self, *extra: str, design: str = "vaegan", changes: str | None = None
     ) -> FitBench:
         """``Trainer.fit`` of ``design`` on a fixed batch: compute only (see ``COMPUTE``)."""
         cfg = self.config(*COMPUTE, *extra)
-        self._fits += 1
-        p = self.profile
-        return FitBench(cfg, SyntheticData(cfg), self.run_dir / f"fit{self._fits}",
-                        p.warmup, p.steps, design, prepare)
-
-    def data_loop(self, cfg: DictConfig, step: Step) -> LoopBench:
-        """The plain loop on the configured data loader, as ``Trainer.fit`` would read it."""
-        loader = self.datamodule(cfg).train_dataloader()
-        players = build_players(cfg, self.device)
-        p = self.profile
-        return LoopBench(players, cycle(loader, self.device), step, p.warmup, p.steps)
+        return self.fit_bench(cfg, SyntheticData(cfg), design, changes)

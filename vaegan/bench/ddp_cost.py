@@ -18,38 +18,37 @@ import os
 import statistics
 import subprocess
 import sys
-import tempfile
-import time
 from collections.abc import Sequence
+from dataclasses import replace
+from itertools import count
 from pathlib import Path
 from typing import Any
 
 import lightning as L
 import torch
 
-from vaegan.bench.config import BASE, bench_config
+from vaegan.bench.config import BASE
+from vaegan.bench.context import GAN_ON, Context
+from vaegan.bench.fit import BatchClock
+from vaegan.bench.table import Row, ratio_row
 from vaegan.bench.timing import Ratio, interleaved
 
 TIMES_FILE = "step_times.json"
+# variant -> (overrides, environment); "ddp" is the numerator of every other's ratio
+Variants = dict[str, tuple[list[str], dict[str, str]]]
 
 
-class StepTimer(L.Callback):
-    """Rank 0 writes the seconds between successive batch ends, after ``skip`` batches."""
+class StepTimer(BatchClock):
+    """``BatchClock`` in a ``vaegan-train`` process: rank 0 writes the batch intervals after
+    ``warmup`` batches to ``TIMES_FILE`` in the run dir (the run stops at its ``steps``)."""
 
-    def __init__(self, skip: int = 2) -> None:
-        self.skip = skip
-        self.stamps: list[float] = []
+    def __init__(self, warmup: int = 2) -> None:
+        super().__init__(warmup, None)
 
-    def on_train_batch_end(self, trainer: L.Trainer, *args: Any) -> None:
-        if torch.cuda.is_available() and torch.cuda.is_initialized():
-            torch.cuda.synchronize()
-        if trainer.fit_loop.epoch_loop.batch_progress.total.completed >= self.skip:
-            self.stamps.append(time.perf_counter())
-
-    def on_train_end(self, trainer: L.Trainer, pl_module: Any) -> None:
+    def on_train_end(self, trainer: L.Trainer, module: Any) -> None:
         if trainer.is_global_zero:
-            steps = [b - a for a, b in zip(self.stamps, self.stamps[1:], strict=False)]
-            (Path(trainer.default_root_dir) / TIMES_FILE).write_text(json.dumps(steps))
+            path = Path(trainer.default_root_dir) / TIMES_FILE
+            path.write_text(json.dumps(self.intervals()))
 
 
 def _step_seconds(
@@ -58,69 +57,60 @@ def _step_seconds(
     """Median seconds per generator step of one ``vaegan-train`` run."""
     command = [
         sys.executable, "-m", "vaegan.train", *BASE, *overrides,
-        f"steps={warmup + steps + 1}", "gan_start=0", "diagnose=false", "callbacks=none",
+        f"steps={warmup + steps + 1}", GAN_ON, "diagnose=false", "callbacks=none",
         "trainer.limit_val_batches=0", "++trainer.enable_progress_bar=false",
-        "+callbacks.step_timer._target_=vaegan.bench.ddp_cost.StepTimer",
-        f"+callbacks.step_timer.skip={warmup}", f"hydra.run.dir={run_dir}",
+        f"+callbacks.step_timer._target_={StepTimer.__module__}.StepTimer",
+        f"+callbacks.step_timer.warmup={warmup}", f"hydra.run.dir={run_dir}",
     ]
-    proc = subprocess.run(command, capture_output=True, text=True, env={**os.environ, **env})
-    if proc.returncode != 0:
-        raise RuntimeError(f"{' '.join(command)} failed:\n{proc.stderr[-2000:]}")
+    completed = subprocess.run(command, capture_output=True, text=True,
+                               env={**os.environ, **env})
+    if completed.returncode != 0:
+        raise RuntimeError(f"{' '.join(command)} failed:\n{completed.stderr[-2000:]}")
     return statistics.median(json.loads((run_dir / TIMES_FILE).read_text()))
 
 
-def _compare(
-    label: str, variants: dict[str, tuple[list[str], dict[str, str]]], batch: int,
-    warmup: int, steps: int, repeats: int, workdir: Path,
-) -> list[dict[str, Any]]:
+def _compare(ctx: Context, label: str, variants: Variants, batch: int, steps: int) -> list[Row]:
     """Interleaved repeats of every variant; one row per variant other than ``ddp``."""
-    counter = iter(range(10_000))
+    runs = count()
+    warmup, repeats = ctx.profile.warmup, ctx.profile.long_repeats
 
     def timed(overrides: list[str], env: dict[str, str]) -> float:
-        return _step_seconds(workdir / f"run{next(counter)}", overrides, env, warmup, steps)
+        return _step_seconds(ctx.run_dir / f"ddp{next(runs)}", overrides, env, warmup, steps)
 
-    times = interleaved(
-        {key: (lambda o=o, e=e: timed(o, e)) for key, (o, e) in variants.items()}, repeats
-    )
+    times = interleaved({name: (lambda overrides=overrides, env=env: timed(overrides, env))
+                         for name, (overrides, env) in variants.items()}, repeats)
     rows = []
-    for key in variants:
-        if key == "ddp":
-            continue
-        r = Ratio.of(times["ddp"], times[key])
-        rows.append({
-            "name": f"{label} vs {key}", "ratio": r.ratio, "low": r.low, "high": r.high,
-            "ddp_s_per_step": r.a, "baseline_s_per_step": r.b, "global_batch": batch,
-            "steps": steps, "repeats": repeats,
-        })
+    for name in list(variants)[1:]:  # after "ddp"
+        row = ratio_row("DDP", f"DDP: 2 processes / 1 process, same global batch: {label} vs "
+                        f"{name}", Ratio.of(times["ddp"], times[name]))
+        rows.append(replace(row, detail=f"{row.detail}; global batch {batch}, {steps} steps × "
+                                        f"{repeats} repeats"))
     return rows
 
 
-def measure(
-    steps: int = 10, repeats: int = 3, warmup: int = 2, overrides: Sequence[str] = ()
-) -> dict[str, Any]:
-    """DDP (2 processes) / 1 process seconds per step at the same global batch, as ``rows``.
+def measure(ctx: Context) -> list[Row]:
+    """DDP (2 processes) / 1 process seconds per step at the same global batch.
 
     On CPU the single process runs twice: with torch's default threads (all cores, what a
     user gets) and with 1 thread (what each DDP rank gets: Lightning divides the cores), so
     the DDP effect can be told apart from the threading effect.
     """
-    with tempfile.TemporaryDirectory(prefix="vaegan-ddp-cost-") as tmp:
-        workdir = Path(tmp)
-        batch = int(bench_config(workdir / "compose", overrides).data.batch_size)
-        if batch % 2:
-            raise ValueError(f"the global batch {batch} must split over 2 processes")
-        whole = [*overrides, f"data.batch_size={batch}"]
-        half = [*overrides, f"data.batch_size={batch // 2}"]
-        cpu = {
-            "ddp": ([*half, "trainer=ddp_sim"], {}),
-            "1 process": ([*whole, "trainer=cpu"], {}),
-            "1 process, 1 thread": ([*whole, "trainer=cpu"], {"OMP_NUM_THREADS": "1"}),
+    batch = int(ctx.config().data.batch_size)
+    if batch % 2:
+        raise ValueError(f"the global batch {batch} must split over 2 processes")
+    whole = [*ctx.profile.size, f"data.batch_size={batch}"]
+    half = [*ctx.profile.size, f"data.batch_size={batch // 2}"]
+    steps = ctx.profile.steps
+    cpu: Variants = {
+        "ddp": ([*half, "trainer=ddp_sim"], {}),
+        "1 process": ([*whole, "trainer=cpu"], {}),
+        "1 process, 1 thread": ([*whole, "trainer=cpu"], {"OMP_NUM_THREADS": "1"}),
+    }
+    rows = _compare(ctx, "CPU, 2 gloo processes", cpu, batch, steps)
+    if torch.cuda.device_count() >= 2:
+        gpu: Variants = {
+            "ddp": ([*half, "trainer=ddp", "trainer.devices=2"], {}),
+            "1 GPU": ([*whole, "trainer=gpu"], {}),
         }
-        rows = _compare("CPU, 2 gloo processes", cpu, batch, warmup, steps, repeats, workdir)
-        if torch.cuda.device_count() >= 2:
-            gpu = {
-                "ddp": ([*half, "trainer=ddp", "trainer.devices=2"], {}),
-                "1 GPU": ([*whole, "trainer=gpu"], {}),
-            }
-            rows += _compare("GPU, 2 GPUs", gpu, batch, warmup, steps, repeats, workdir)
-    return {"rows": rows}
+        rows += _compare(ctx, "GPU, 2 GPUs", gpu, batch, steps)
+    return rows

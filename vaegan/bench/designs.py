@@ -1,4 +1,4 @@
-"""Section 3: vaegan's one-forward step vs latent-diffusion's two-forward step, per phase.
+"""Row 3: vaegan's one-forward step vs latent-diffusion's two-forward step, per phase.
 
 Both sides are ``Trainer.fit`` on the same fixed batch: ``VAEGAN.training_step`` against
 ``LDMReference`` (``vaegan.bench.reference``, LDM's step on the same modules).
@@ -10,7 +10,7 @@ reference costs ``A + R + a`` with the GAN on, so dropping one forward buys at m
 Before ``gan_start`` vaegan also skips the discriminator passes and the adaptive weight's
 gradient calls (``D``), which the reference runs and multiplies by 0: with ``R₀ = R − D``,
 ``(A + R₀ + D + a) / (A + R₀) < 1 + (a + D) / A``. The targets (1.3×, 1.4×) sit at those
-ceilings, not above them; README "Performance" puts the profiled numbers in.
+ceilings, not above them; ``docs/performance.md`` puts the profiled numbers in.
 """
 
 from __future__ import annotations
@@ -29,13 +29,14 @@ def design_ratios(ctx: Context) -> dict[str, Ratio]:
     """Per phase label: reference / vaegan seconds per batch (``.a``, ``.b``: each median)."""
     ratios = {}
     for label, phase, _ in PHASES:
-        fits = {d: ctx.compute_fit(phase, design=d) for d in ("reference", "vaegan")}
+        fits = {design: ctx.compute_fit(phase, design=design)
+                for design in ("reference", "vaegan")}
         times = interleaved(fits, ctx.profile.repeats)
         ratios[label] = Ratio.of(times["reference"], times["vaegan"])
     return ratios
 
 
-def designs(ctx: Context) -> list[Row]:
+def measure(ctx: Context) -> list[Row]:
     ratios = design_ratios(ctx)
     return [
         ratio_row(

@@ -1,7 +1,9 @@
-"""vaegan's real path, ``Trainer.fit`` with the configured callbacks and loggers, per batch.
+"""vaegan's real path: ``build_module`` and ``Trainer.fit`` as ``vaegan-train`` runs them.
 
 Every vaegan figure of the bench comes from here: ``VAEGAN.training_step`` (or the bench-only
-``LDMReference``, built from the same modules) driven by the real ``Trainer``.
+``LDMReference``, the same module stepped as LDM steps) driven by the real ``Trainer`` that
+``vaegan.train.build_trainer`` configures. What a measurement needs to see of a batch, it sees
+through callbacks (``BatchClock``, the memory and FLOP probes), never by running the step itself.
 """
 
 from __future__ import annotations
@@ -20,18 +22,25 @@ import torch
 from omegaconf import DictConfig, open_dict
 from torch.utils.data import DataLoader
 
-from vaegan.bench.players import synthetic_batch
-from vaegan.bench.reference import BUILDERS
+from vaegan.bench.model_changes import apply_changes
+from vaegan.bench.reference import LDMReference
 from vaegan.bench.timing import now
 from vaegan.core.module import VAEGAN
-from vaegan.train import build_trainer
+from vaegan.train import build_module, build_trainer
 
-Prepare = Callable[[VAEGAN], None]
+DESIGNS = ("vaegan", "reference")  # VAEGAN.training_step | LDMReference.training_step
+
+
+def synthetic_batch(cfg: DictConfig, device: torch.device) -> torch.Tensor:
+    """A fixed batch in [-1, 1] of the configured shape: compute-only timings need no loader."""
+    generator = torch.Generator().manual_seed(0)
+    size, batch = int(cfg.data.image_size), int(cfg.data.batch_size)
+    return (torch.rand(batch, 3, size, size, generator=generator) * 2 - 1).to(device)
 
 
 class SyntheticData(L.LightningDataModule):
-    """The same fixed batch in [-1, 1] of the configured shape, ``length`` times: timings of
-    compute only (the loader's share is row 6), identical for every variant."""
+    """The same fixed batch, ``length`` times: timings of compute only (the loader's share is
+    row 6), identical for every variant."""
 
     def __init__(self, cfg: DictConfig, length: int = 1_000_000) -> None:
         super().__init__()
@@ -39,28 +48,30 @@ class SyntheticData(L.LightningDataModule):
         self.length = length
 
     def train_dataloader(self) -> DataLoader:
-        return DataLoader(_Repeat(self.batch, self.length), batch_size=None)
+        return DataLoader([self.batch] * self.length, batch_size=None)
 
 
-class _Repeat(torch.utils.data.Dataset):
-    def __init__(self, item: torch.Tensor, length: int) -> None:
-        self.item, self.length = item, length
-
-    def __len__(self) -> int:
-        return self.length
-
-    def __getitem__(self, index: int) -> torch.Tensor:
-        return self.item
+def build(cfg: DictConfig, design: str = "vaegan", changes: str | None = None) -> VAEGAN:
+    """What ``vaegan-train`` builds from ``cfg`` (seeded), stepped as ``design`` steps, with the
+    ``+``-joined ``model_changes.CHANGES`` applied."""
+    if design not in DESIGNS:
+        raise ValueError(f"design={design!r}; allowed: {', '.join(DESIGNS)}")
+    torch.manual_seed(int(cfg.seed))
+    module = build_module(cfg)
+    if design == "reference":
+        module.__class__ = LDMReference  # a subclass with no state of its own
+    apply_changes(module, changes)
+    return module
 
 
 class BatchClock(L.Callback):
-    """Stamps the end of every training batch; calls ``on_warm`` after the warm-up batches
-    and ``on_done`` after the last one (memory probes hook in there)."""
+    """Stamps the end of every training batch and stops training after ``total`` of them; calls
+    ``on_warm`` after the ``warmup`` batches and ``on_done`` after the last (the memory probe)."""
 
     def __init__(
         self,
         warmup: int,
-        total: int,
+        total: int | None,
         on_warm: Callable[[], None] | None = None,
         on_done: Callable[[], None] | None = None,
     ) -> None:
@@ -70,14 +81,22 @@ class BatchClock(L.Callback):
 
     def on_train_batch_end(self, trainer: L.Trainer, *args: Any) -> None:
         self.stamps.append(now())
-        hook = {self.warmup: self.on_warm, self.total: self.on_done}.get(len(self.stamps))
-        if hook is not None:
-            hook()
+        if len(self.stamps) == self.warmup and self.on_warm is not None:
+            self.on_warm()
+        if len(self.stamps) == self.total:
+            trainer.should_stop = True
+            if self.on_done is not None:
+                self.on_done()
+
+    def intervals(self) -> list[float]:
+        """Seconds of each batch after the warm-up (end of the previous batch to its end)."""
+        timed = self.stamps[max(self.warmup - 1, 0):]
+        return [end - start for start, end in zip(timed, timed[1:], strict=False)]
 
     def per_batch(self) -> float:
-        """Seconds per batch after the warm-up (end of batch ``warmup`` to end of the last)."""
-        timed = self.stamps[self.warmup - 1 :]
-        return (timed[-1] - timed[0]) / (len(timed) - 1)
+        """Mean seconds per batch after the warm-up."""
+        intervals = self.intervals()
+        return sum(intervals) / len(intervals)
 
 
 def quiet() -> contextlib.ExitStack:
@@ -94,42 +113,48 @@ def quiet() -> contextlib.ExitStack:
 
 
 def fit(
-    cfg: DictConfig, datamodule: L.LightningDataModule, run_dir: Path, clock: BatchClock,
-    design: str = "vaegan", prepare: Prepare | None = None,
-) -> VAEGAN:
-    """Train ``clock.total`` generator steps through ``Trainer.fit``, as ``vaegan-train`` does;
-    ``design`` picks the step (``reference.BUILDERS``), ``prepare`` changes the fresh module
-    before training (a speed flag, ``model_changes``)."""
-    with open_dict(cfg):
-        cfg.steps = clock.total
-        cfg.paths.output_dir = str(run_dir)
-    module = BUILDERS[design](cfg)
-    if prepare is not None:
-        prepare(module)
+    cfg: DictConfig, module: VAEGAN, datamodule: L.LightningDataModule, run_dir: Path,
+    *callbacks: L.Callback,
+) -> L.Trainer:
+    """``Trainer.fit`` of ``module`` as ``vaegan-train`` runs it (``build_trainer(cfg)``), with
+    ``callbacks`` added; one of them stops it (``BatchClock``)."""
     with quiet():
         trainer = build_trainer(cfg, run_dir)
-        trainer.callbacks.append(clock)
+        trainer.callbacks.extend(callbacks)
         trainer.fit(module, datamodule=datamodule)
-    return module
+    return trainer
+
+
+def with_steps(cfg: DictConfig, steps: int, run_dir: Path) -> DictConfig:
+    """A copy of ``cfg`` that trains ``steps`` generator steps into ``run_dir``."""
+    cfg = copy.deepcopy(cfg)
+    with open_dict(cfg):
+        cfg.steps = steps
+        cfg.paths.output_dir = str(run_dir)
+    return cfg
 
 
 class FitBench:
-    """A fresh ``Trainer.fit`` per call (fit cannot pause); returns seconds per batch."""
+    """One variant of a comparison: a fresh module and ``Trainer.fit`` per call (fit cannot
+    pause); returns seconds per batch after the warm-up."""
 
     def __init__(
         self, cfg: DictConfig, datamodule: L.LightningDataModule, run_dir: Path,
-        warmup: int, steps: int, design: str = "vaegan", prepare: Prepare | None = None,
+        warmup: int, steps: int, design: str = "vaegan", changes: str | None = None,
     ) -> None:
         if warmup < 1:
             raise ValueError("the Trainer.fit timer needs at least one warm-up batch")
         self.cfg, self.datamodule, self.run_dir = cfg, datamodule, run_dir
         self.warmup, self.steps = warmup, steps
-        self.design, self.prepare = design, prepare
+        self.design, self.changes = design, changes
         self.calls = 0
+        self.trainer: L.Trainer | None = None  # the last call's
 
-    def __call__(self) -> float:
+    def __call__(self, *callbacks: L.Callback) -> float:
         clock = BatchClock(self.warmup, self.warmup + self.steps)
         self.calls += 1
-        fit(copy.deepcopy(self.cfg), self.datamodule, self.run_dir / f"fit{self.calls}", clock,
-            self.design, self.prepare)
+        run_dir = self.run_dir / f"fit{self.calls}"
+        cfg = with_steps(self.cfg, clock.total, run_dir)
+        module = build(cfg, self.design, self.changes)
+        self.trainer = fit(cfg, module, self.datamodule, run_dir, clock, *callbacks)
         return clock.per_batch()

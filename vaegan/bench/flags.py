@@ -1,9 +1,10 @@
-"""Section 7: the speed flags users expect, each against vaegan's default eager fp32 step.
+"""Row 7: the speed flags users expect, each against vaegan's default eager fp32 step.
 
 Every variant is ``VAEGAN.training_step`` under ``Trainer.fit``; a flag is a config override
 where vaegan has one (``trainer.precision``, ``model.activation_checkpointing``,
-``trainer.benchmark``), else a change to the built module (``model_changes``). A flag becomes
-a default only where it wins here; the row says what each buys on this machine.
+``trainer.benchmark``, ``optim.fused``), else a change to the built module
+(``model_changes``). A flag becomes a default only where it wins here; the row says what each
+buys on this machine.
 """
 
 from __future__ import annotations
@@ -16,7 +17,6 @@ from omegaconf import DictConfig
 
 from vaegan.bench.context import GAN_ON, Context
 from vaegan.bench.fit import FitBench
-from vaegan.bench.model_changes import PREPARES
 from vaegan.bench.table import Row, failed_row, ratio_row
 from vaegan.bench.timing import Ratio, interleaved
 from vaegan.models.autoencoder import ACTIVATION_CHECKPOINTING
@@ -26,11 +26,13 @@ from vaegan.models.autoencoder import ACTIVATION_CHECKPOINTING
 class Flag:
     name: str
     overrides: tuple[str, ...] = ()
-    change: str | None = None  # a ``model_changes.PREPARES`` name
+    change: str | None = None  # a ``model_changes.CHANGES`` name
     cuda_only: bool = False
 
 
-def flag_list(device: torch.device, compile_: bool, baseline_ac: str = "none") -> list[Flag]:
+def flag_list(
+    device: torch.device, with_compile: bool, baseline_ac: str = "none"
+) -> list[Flag]:
     """The flags that exist as options on ``device`` (TF32 matmuls have no vaegan option;
     attention is SDPA by default, so its flag is the plain-softmax baseline)."""
     flags = [
@@ -46,9 +48,9 @@ def flag_list(device: torch.device, compile_: bool, baseline_ac: str = "none") -
             for mode in ACTIVATION_CHECKPOINTING if mode != baseline_ac
         ),
     ]
-    if compile_:
+    if with_compile:
         flags.append(Flag("`torch.compile` (autoencoder and discriminator)", change="compile"))
-    return [f for f in flags if device.type == "cuda" or not f.cuda_only]
+    return [flag for flag in flags if device.type == "cuda" or not flag.cuda_only]
 
 
 def flag_rows(ctx: Context, flags: list[Flag], *extra: str) -> list[Row]:
@@ -56,8 +58,7 @@ def flag_rows(ctx: Context, flags: list[Flag], *extra: str) -> list[Row]:
     fits: dict[str, FitBench] = {"default": ctx.compute_fit(GAN_ON, *extra)}
     rows, warmups = [], {}
     for flag in flags:
-        prepare = PREPARES[flag.change] if flag.change else None
-        fits[flag.name] = ctx.compute_fit(GAN_ON, *extra, *flag.overrides, prepare=prepare)
+        fits[flag.name] = ctx.compute_fit(GAN_ON, *extra, *flag.overrides, changes=flag.change)
     times: dict[str, list[float]] = {"default": []}
     for name, bench in fits.items():  # a first call alone: its warm-up (compilation) shows
         start = time.perf_counter()
@@ -69,10 +70,10 @@ def flag_rows(ctx: Context, flags: list[Flag], *extra: str) -> list[Row]:
     fits = {name: fits[name] for name in times}
     for name, more in interleaved(fits, max(ctx.profile.repeats - 1, 0)).items():
         times[name] += more
-    for name in [n for n in fits if n != "default"]:
-        r = Ratio.of(times[name], times["default"])
-        row = ratio_row("7", f"speed flag {name} / default ({ctx.device.type})", r)
-        verdict = "wins in every repeat" if r.high < 1 else "does not win"
+    for name in list(fits)[1:]:  # after the default
+        ratio = Ratio.of(times[name], times["default"])
+        row = ratio_row("7", f"speed flag {name} / default ({ctx.device.type})", ratio)
+        verdict = "wins in every repeat" if ratio.high < 1 else "does not win"
         rows.append(replace(row, detail=f"{row.detail}; first fit {warmups[name]:.0f} s; "
                                         f"{verdict}"))
     return rows
@@ -82,8 +83,8 @@ def has_attention(cfg: DictConfig) -> bool:
     return bool(cfg.model.get("use_mid_attn") or cfg.model.get("attn_resolutions"))
 
 
-def flags(ctx: Context) -> list[Row]:
+def measure(ctx: Context) -> list[Row]:
     flags = flag_list(ctx.device, ctx.profile.compile)
     if not has_attention(ctx.config()):  # the swap would change nothing
-        flags = [f for f in flags if f.change != "plain_attention"]
+        flags = [flag for flag in flags if flag.change != "plain_attention"]
     return flag_rows(ctx, flags)

@@ -36,11 +36,11 @@ from pathlib import Path
 
 import torch
 
+from vaegan.bench.config import FULL
 from vaegan.bench.context import COMPUTE, GAN_OFF, GAN_ON, Context
 from vaegan.bench.designs import PHASES, design_ratios
 from vaegan.bench.flags import flag_list, flag_rows
 from vaegan.bench.memory import measure_here
-from vaegan.bench.profiles import FULL
 from vaegan.bench.table import Row, Target, failed_row, ms, ratio_row, render
 from vaegan.losses.perceptual import backbone_path
 
@@ -79,18 +79,19 @@ def _designs(ctx: Context, plan: Plan) -> None:
     """Both designs per phase, and vaegan's seconds per batch against the absolute target."""
     ratios = design_ratios(ctx)
     for label, _, target in PHASES:
-        r = ratios[label]
+        ratio = ratios[label]
         plan.rows.append(ratio_row(
-            "gpu", f"one forward vs two, {label}: LDM's step / `VAEGAN.training_step`", r,
+            "gpu", f"one forward vs two, {label}: LDM's step / `VAEGAN.training_step`", ratio,
             target))
+        vaegan_seconds = ratio.b
         plan.rows.append(Row(
-            "gpu", f"`VAEGAN.training_step` per batch, {label}", ms(r.b),
+            "gpu", f"`VAEGAN.training_step` per batch, {label}", ms(vaegan_seconds),
             f"LDM's step on one H100 (fp32): {LDM_SECONDS * 1e3:.0f} ms; "
-            f"{LDM_SECONDS / r.b:.2f}× faster", Target(0.135, at_most=True), r.b))
+            f"{LDM_SECONDS / vaegan_seconds:.2f}× faster", Target(0.135, at_most=True),
+            vaegan_seconds))
 
 
 def _memory(ctx: Context, plan: Plan) -> None:
-    p = ctx.profile
     cases = {
         "vaegan, GAN on": ("vaegan", GAN_ON, None),
         "reference, GAN on": ("reference", GAN_ON, None),
@@ -98,21 +99,22 @@ def _memory(ctx: Context, plan: Plan) -> None:
         "reference with LDM's model ops, GAN on": ("reference", GAN_ON, "ldm_ops"),
     }
     peaks, unit = {}, "CUDA max allocated" if ctx.device.type == "cuda" else "RSS"
-    for name, (design, phase, flag) in cases.items():
-        spec = {"design": design, "flag": flag, "device": str(ctx.device),
-                "overrides": ctx.overrides(*COMPUTE, phase), "warmup": p.warmup, "steps": 2}
+    for name, (design, phase, changes) in cases.items():
+        spec = {"design": design, "changes": changes, "device": str(ctx.device),
+                "overrides": ctx.overrides(*COMPUTE, phase), "warmup": ctx.profile.warmup,
+                "steps": 2}
         try:
             peaks[name] = measure_here(spec)["peak_mb"] / 1024
         except Exception as err:  # noqa: BLE001 - e.g. out of memory: say so, keep going
             plan.rows.append(failed_row("gpu", f"peak memory, {name}", err))
             continue
         plan.rows.append(Row("gpu", f"peak memory ({unit}), {name}", f"{peaks[name]:.1f} GiB"))
-    for num, den in (("vaegan, GAN on", "reference, GAN on"),
-                     ("vaegan, GAN on", "reference with LDM's model ops, GAN on")):
-        if num in peaks and den in peaks:
-            ratio = peaks[num] / peaks[den]
-            plan.rows.append(Row("gpu", f"peak memory, {num} / {den}", f"{ratio:.2f}×",
-                                 f"{peaks[num]:.1f} vs {peaks[den]:.1f} GiB",
+    for ours, theirs in (("vaegan, GAN on", "reference, GAN on"),
+                         ("vaegan, GAN on", "reference with LDM's model ops, GAN on")):
+        if ours in peaks and theirs in peaks:
+            ratio = peaks[ours] / peaks[theirs]
+            plan.rows.append(Row("gpu", f"peak memory, {ours} / {theirs}", f"{ratio:.2f}×",
+                                 f"{peaks[ours]:.1f} vs {peaks[theirs]:.1f} GiB",
                                  Target(0.6, at_most=True), ratio))
     if "vaegan, GAN on" in peaks:
         ratio = peaks["vaegan, GAN on"] * 2**30 / 1e9 / LDM_GB
@@ -132,31 +134,31 @@ def _ddp(ctx: Context, plan: Plan) -> None:
     trainer = ["trainer=ddp", f"trainer.devices={gpus}"] if gpus else ["trainer=cpu"]
     steps = plan.steps_ddp
     with tempfile.TemporaryDirectory(prefix="vaegan-gpu-ddp-") as tmp:
-        cmd = [*_train_command(), *ctx.profile.size, *trainer,
-               f"steps={steps}", "gan_start=100", "diagnose=false", "trainer.limit_val_batches=0",
-               "logger=csv", f"hydra.run.dir={tmp}/run", f"paths.output_dir={tmp}/run"]
+        command = [*_train_command(), *ctx.profile.size, *trainer, f"steps={steps}",
+                   "gan_start=100", "diagnose=false", "trainer.limit_val_batches=0", "logger=csv",
+                   f"hydra.run.dir={tmp}/run", f"paths.output_dir={tmp}/run"]
         start = time.perf_counter()
-        proc = subprocess.run(cmd, capture_output=True, text=True, check=False,
-                              timeout=max(plan.left(), 60),
-                              env={**os.environ, "HYDRA_FULL_ERROR": "1"})  # its traceback
+        completed = subprocess.run(command, capture_output=True, text=True, check=False,
+                                   timeout=max(plan.left(), 60),
+                                   env={**os.environ, "HYDRA_FULL_ERROR": "1"})  # its traceback
         wall = time.perf_counter() - start
         metrics = Path(tmp) / "run" / "csv" / "metrics.csv"
-        rows = metrics.read_text().splitlines() if metrics.is_file() else []
+        lines = metrics.read_text().splitlines() if metrics.is_file() else []
     what = f"`vaegan-train {shlex.join([SD[0], *trainer, f'steps={steps}'])}`"
-    if proc.returncode != 0:
-        tail = (proc.stderr.strip().splitlines() or ["no output"])[-1]
+    if completed.returncode != 0:
+        tail = (completed.stderr.strip().splitlines() or ["no output"])[-1]
         plan.rows.append(Row("gpu", f"DDP run {what}", "failed",
-                             f"exit {proc.returncode}: {tail}"[:200]))
+                             f"exit {completed.returncode}: {tail}"[:200]))
         return
     where = f"{gpus} GPU(s)" if gpus else "1 CPU process (dry run: no GPU)"
     plan.rows.append(Row("gpu", f"DDP run {what} on {where}", f"{wall:.0f} s wall",
                          f"{wall / steps:.2f} s per step incl. start-up; "
-                         f"{max(len(rows) - 1, 0)} metrics rows", value=wall))
+                         f"{max(len(lines) - 1, 0)} metrics rows", value=wall))
 
 
 def _flags(ctx: Context, plan: Plan) -> None:
     cfg = ctx.config()
-    flags = flag_list(ctx.device, compile_=False,
+    flags = flag_list(ctx.device, with_compile=False,
                       baseline_ac=str(cfg.model.get("activation_checkpointing", "none")))
     plan.rows += flag_rows(ctx, flags)
 
@@ -189,7 +191,7 @@ def report(plan: Plan, device: torch.device, command: str) -> str:
         "",
         *(f"- {note}" for note in plan.notes),
         f"- not measured (no vaegan option): {', '.join(NOT_OPTIONS)}",
-        *(f"- **skipped**: {s}" for s in plan.skipped),
+        *(f"- **skipped**: {skipped}" for skipped in plan.skipped),
         "",
     ]
     return "\n".join(lines)
@@ -199,9 +201,9 @@ def run(plan: Plan, device: torch.device, out: Path, command: str) -> str:
     profile = replace(FULL, warmup=1 if plan.dry_run else 3, steps=1 if plan.dry_run else 8,
                       repeats=1 if plan.dry_run else 2, size=size_overrides(plan.dry_run),
                       compile=False)
-    net = "alex" if plan.dry_run else "vgg"
-    if not backbone_path(net).is_file():
-        plan.notes.append(f"LPIPS backbone not at {backbone_path(net)}: a random backbone "
+    backbone = "alex" if plan.dry_run else "vgg"
+    if not backbone_path(backbone).is_file():
+        plan.notes.append(f"LPIPS backbone not at {backbone_path(backbone)}: a random backbone "
                           "(same cost, not LPIPS's values)")
     with tempfile.TemporaryDirectory(prefix="vaegan-gpu-") as tmp:
         ctx = Context(profile, device, Path(tmp))
@@ -224,11 +226,14 @@ def run(plan: Plan, device: torch.device, out: Path, command: str) -> str:
 def main(argv: list[str] | None = None) -> str:
     argv = sys.argv[1:] if argv is None else argv
     parser = argparse.ArgumentParser(prog="python -m vaegan.bench.gpu", description=__doc__)
-    parser.add_argument("--dry-run", action="store_true", help="tiny sizes on the CPU")
-    parser.add_argument("--out", type=Path, default=Path("bench/RESULTS-gpu.md"))
+    parser.add_argument("--dry-run", action="store_true",
+                        help="the same code on the CPU at tiny sizes (~15 s; the test suite)")
+    parser.add_argument("--out", type=Path, default=Path("bench/RESULTS-gpu.md"),
+                        help="the report's file (default: %(default)s)")
     parser.add_argument("--budget", type=float, default=360.0,
-                        help="seconds after which no section starts (360: done by ~8 min)")
-    parser.add_argument("--ddp-steps", type=int, default=200)
+                        help="seconds after which no section starts (default 360: done by ~8 min)")
+    parser.add_argument("--ddp-steps", type=int, default=200,
+                        help="generator steps of the DDP run (default: %(default)s)")
     args = parser.parse_args(argv)
     if args.dry_run:  # code paths, not speed: one thread is fastest on a shared CPU
         device = torch.device("cpu")

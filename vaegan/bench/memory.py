@@ -3,14 +3,13 @@
 Each configuration runs in a fresh process, so no other's allocations or allocator state leak
 in: build, warm up (Adam's state now exists), reset the peak resident set (``clear_refs``),
 train ``steps`` batches, read the peak (``VmHWM``; ``ru_maxrss`` where there is no
-``/proc``). What is
-reported is the peak *above* the idle process holding the models, data and optimizer state:
-the activations, gradients and temporaries a training step adds. On a GPU: CUDA's max
-allocated bytes, reset the same way.
+``/proc``). What is reported is the peak *above* the idle process holding the models, data and
+optimizer state: the activations, gradients and temporaries a training step adds. On a GPU:
+CUDA's max allocated bytes, reset the same way.
 
 ``design``: ``vaegan`` (``VAEGAN.training_step``) or ``reference`` (``LDMReference``), both
-under ``Trainer.fit`` on a fixed batch; ``plain``: row 1's plain loop (``steps.plain_step``).
-``flag``: ``+``-joined ``model_changes.PREPARES`` names applied to the built module.
+under ``Trainer.fit`` on a fixed batch; ``changes``: ``+``-joined ``model_changes.CHANGES``
+names applied to the built module.
 
 ``python -m vaegan.bench.memory '{"design": "vaegan", "overrides": [...], ...}'`` prints JSON.
 """
@@ -19,7 +18,6 @@ from __future__ import annotations
 
 import ctypes
 import gc
-import itertools
 import json
 import os
 import resource
@@ -32,11 +30,7 @@ from typing import Any
 import torch
 
 from vaegan.bench.config import bench_config
-from vaegan.bench.fit import BatchClock, SyntheticData, fit
-from vaegan.bench.loop import LoopBench
-from vaegan.bench.model_changes import prepare_all
-from vaegan.bench.players import build_players, synthetic_batch
-from vaegan.bench.steps import plain_step
+from vaegan.bench.fit import BatchClock, SyntheticData, build, fit, with_steps
 
 MB = 2**20
 # Serve every large tensor from its own mmap so freed memory leaves the resident set at once
@@ -93,20 +87,12 @@ def measure_here(spec: dict[str, Any]) -> dict[str, float]:
     probe = Probe(device)
     warmup, steps = int(spec.get("warmup", 1)), int(spec.get("steps", 2))
     peak: list[int] = []
+    clock = BatchClock(warmup, warmup + steps, probe.reset, lambda: peak.append(probe.peak()))
     with tempfile.TemporaryDirectory() as tmp:
-        cfg = bench_config(Path(tmp), spec.get("overrides", ()))
-        prepare = prepare_all(spec.get("flag"))
-        if spec["design"] == "plain":
-            players = build_players(cfg, device, prepare)
-            bench = LoopBench(players, itertools.repeat(synthetic_batch(cfg, device)),
-                              plain_step, warmup, 0)
-            probe.reset()
-            bench.run(steps)
-            peak.append(probe.peak())
-        else:
-            clock = BatchClock(warmup, warmup + steps, probe.reset,
-                               lambda: peak.append(probe.peak()))
-            fit(cfg, SyntheticData(cfg), Path(tmp), clock, spec["design"], prepare)
+        cfg = with_steps(bench_config(Path(tmp), spec.get("overrides", ())), clock.total,
+                         Path(tmp))
+        module = build(cfg, spec["design"], spec.get("changes"))
+        fit(cfg, module, SyntheticData(cfg), Path(tmp), clock)
     idle = probe.idle / MB
     return {"idle_mb": idle, "peak_mb": peak[0] / MB, "step_mb": peak[0] / MB - idle}
 
@@ -114,13 +100,13 @@ def measure_here(spec: dict[str, Any]) -> dict[str, float]:
 def peak_memory(spec: dict[str, Any], timeout: float = 900) -> dict[str, float]:
     """``measure_here(spec)`` in a fresh Python process: an exact peak."""
     env = {**os.environ, **ALLOCATOR_ENV}
-    proc = subprocess.run(
+    completed = subprocess.run(
         [sys.executable, "-m", "vaegan.bench.memory", json.dumps(spec)],
         capture_output=True, text=True, env=env, timeout=timeout, check=False,
     )
-    lines = proc.stdout.strip().splitlines()
-    if proc.returncode != 0 or not lines:
-        tail = (proc.stderr.strip().splitlines() or ["no output"])[-1]
+    lines = completed.stdout.strip().splitlines()
+    if completed.returncode != 0 or not lines:
+        tail = (completed.stderr.strip().splitlines() or ["no output"])[-1]
         raise RuntimeError(f"memory probe {spec['design']} failed: {tail}")
     return json.loads(lines[-1])
 

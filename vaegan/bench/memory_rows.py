@@ -1,4 +1,4 @@
-"""Section 4: peak training memory of each design, measured in a fresh process each, and
+"""Row 4: peak training memory of each design, measured in a fresh process each, and
 projected to Stable Diffusion's training size from the activations a generator pass saves.
 
 At a CPU-sized batch the parameter gradients (336 MiB for kl-f8, the same in every design)
@@ -17,13 +17,12 @@ from typing import Any
 
 import torch
 
-from vaegan.bench.anatomy import saved_bytes
+from vaegan.bench.anatomy import SavedBytes
 from vaegan.bench.context import COMPUTE, GAN_OFF, GAN_ON, Context
+from vaegan.bench.fit import BatchClock, SyntheticData, build, fit, with_steps
 from vaegan.bench.memory import measure_here, peak_memory
-from vaegan.bench.model_changes import PREPARES
-from vaegan.bench.players import players_of, synthetic_batch
+from vaegan.bench.model_changes import apply_changes
 from vaegan.bench.table import Row, Target, failed_row
-from vaegan.train import build_module
 
 SD_PIXELS = 12 * 256**2  # Stable Diffusion's kl-f8 training batch: 12 images of 256 px
 GIB, MIB = 2**30, 2**20
@@ -31,22 +30,21 @@ GIB, MIB = 2**30, 2**20
 
 @dataclass(frozen=True)
 class Case:
-    design: str  # vaegan | reference (both Trainer.fit) | plain (row 1's plain loop)
+    design: str  # vaegan | reference (``fit.DESIGNS``)
     phase: str
     sd: bool = False  # at the profile's ``sd_size`` instead of its ``size``
-    flag: str | None = None  # model changes, ``+``-joined (``model_changes.PREPARES``)
+    changes: str | None = None  # ``+``-joined ``model_changes.CHANGES`` names
 
 
 REFERENCE = Case("reference", GAN_ON, True, "ldm_ops")  # LDM's design and its model ops
 MEASURED: tuple[tuple[str, Case, Case], ...] = (
     ("vaegan / reference, GAN on", Case("vaegan", GAN_ON), Case("reference", GAN_ON)),
     ("vaegan / reference, GAN off", Case("vaegan", GAN_OFF), Case("reference", GAN_OFF)),
-    ("`Trainer.fit` / plain loop, GAN on", Case("vaegan", GAN_ON), Case("plain", GAN_ON)),
     ("vaegan / reference with LDM's model ops, GAN on", Case("vaegan", GAN_ON, True), REFERENCE),
     ("vaegan, `model.activation_checkpointing=none` / reference with LDM's ops, GAN on",
      Case("vaegan", GAN_ON, True, "ac_none"), REFERENCE),
 )
-# label, model change of the numerator, target; the denominator is always REFERENCE's
+# label, model changes of the numerator, target; the denominator is always REFERENCE's
 PROJECTED: tuple[tuple[str, str | None, Target | None], ...] = (
     ("vaegan as configured (`model.activation_checkpointing={mode}`) / reference (LDM's design "
      "and model ops: x·σ(x), softmax attention)", None, Target(0.6, at_most=True)),
@@ -57,20 +55,21 @@ PROJECTED: tuple[tuple[str, str | None, Target | None], ...] = (
 
 
 def _spec(ctx: Context, case: Case) -> dict[str, Any]:
-    p = ctx.profile
+    profile = ctx.profile
     return {
-        "design": case.design, "flag": case.flag,
-        "overrides": ctx.overrides(*COMPUTE, *(p.sd_size if case.sd else ()), case.phase),
+        "design": case.design, "changes": case.changes,
+        "overrides": ctx.overrides(*COMPUTE, *(profile.sd_size if case.sd else ()), case.phase),
         "device": str(ctx.device), "threads": torch.get_num_threads(),
-        "warmup": p.warmup, "steps": max(1, min(p.steps, 2)),
+        "warmup": profile.warmup, "steps": max(1, min(profile.steps, 2)),
     }
 
 
 def _size_label(ctx: Context, sd: bool) -> str:
     sizes = ctx.profile.sd_size if sd else ()
     cfg = ctx.config(*sizes)
-    named = [o.replace("experiment=", "") for o in sizes if o.startswith("experiment=")]
-    return ", ".join([*(f"`{n}`" for n in named), f"{cfg.data.image_size} px",
+    named = [override.removeprefix("experiment=") for override in sizes
+             if override.startswith("experiment=")]
+    return ", ".join([*(f"`{name}`" for name in named), f"{cfg.data.image_size} px",
                       f"batch {cfg.data.batch_size}"])
 
 
@@ -87,15 +86,15 @@ def measured(ctx: Context) -> list[Row]:
 
     unit = "CUDA max allocated" if ctx.device.type == "cuda" else "peak RSS"
     rows = []
-    for label, num, den in MEASURED:
-        a, b = peak(num), peak(den)
-        ratio = a["step_mb"] / b["step_mb"] if b["step_mb"] > 0 else float("nan")
+    for label, numerator, denominator in MEASURED:
+        ours, theirs = peak(numerator), peak(denominator)
+        ratio = ours["step_mb"] / theirs["step_mb"] if theirs["step_mb"] > 0 else float("nan")
         rows.append(
             Row(
-                "4", f"peak step memory (measured), {label} ({_size_label(ctx, num.sd)})",
+                "4", f"peak step memory (measured), {label} ({_size_label(ctx, numerator.sd)})",
                 f"{ratio:.2f}×",
-                f"{a['step_mb']:.0f} vs {b['step_mb']:.0f} MiB above idle ({unit} "
-                f"{a['peak_mb']:.0f} vs {b['peak_mb']:.0f} MiB)",
+                f"{ours['step_mb']:.0f} vs {theirs['step_mb']:.0f} MiB above idle ({unit} "
+                f"{ours['peak_mb']:.0f} vs {theirs['peak_mb']:.0f} MiB)",
                 value=ratio,
             )
         )
@@ -104,28 +103,31 @@ def measured(ctx: Context) -> list[Row]:
 
 def projected(ctx: Context) -> list[Row]:
     """Saved activations × SD's batch·pixels / this batch's, + gradients, for each variant."""
-    cfg = ctx.config(*ctx.profile.sd_size, GAN_ON)
-    torch.manual_seed(int(cfg.seed))
-    built = build_module(cfg).to(ctx.device).train()  # once: kl-f8 and VGG take a while
-    x = synthetic_batch(cfg, ctx.device)
-    scale = SD_PIXELS / (x.shape[0] * x.shape[-2] * x.shape[-1])
+    cfg = with_steps(ctx.config(*COMPUTE, *ctx.profile.sd_size, GAN_ON), 1, ctx.run_dir / "saved")
+    built = build(cfg)  # once: kl-f8 and VGG take a while
+    data = SyntheticData(cfg)
+    scale = SD_PIXELS / (data.batch.shape[0] * data.batch.shape[-2] * data.batch.shape[-1])
     trainable = [*built.autoencoder.parameters(), *built.discriminator.parameters()]
-    grads = sum(t.numel() * t.element_size() for t in trainable if t.requires_grad)
+    grads = sum(param.numel() * param.element_size() for param in trainable
+                if param.requires_grad)
 
-    def saved(change: str | None) -> Counter[str]:
+    def saved(changes: str | None) -> Counter[str]:
+        """One batch of ``Trainer.fit``, counted up to the generator's backward."""
         module = copy.deepcopy(built)
-        if change:
-            PREPARES[change](module)
-        return saved_bytes(players_of(module), x)
+        apply_changes(module, changes)
+        counter = SavedBytes()
+        fit(cfg, module, data, ctx.run_dir / f"saved-{changes}", BatchClock(0, 1), counter)
+        return counter.total
 
     ref = sum(saved("ldm_ops").values()) * scale + grads
     mode = cfg.model.get("activation_checkpointing", "none")
     rows = []
-    for label, change, target in PROJECTED:
-        parts = saved(change)
+    for label, changes, target in PROJECTED:
+        parts = saved(changes)
         mine = sum(parts.values()) * scale + grads
         split = ", ".join(
-            f"{k} {v / sum(parts.values()):.0%}" for k, v in parts.most_common() if v > 0
+            f"{network} {saved_bytes / sum(parts.values()):.0%}"
+            for network, saved_bytes in parts.most_common() if saved_bytes > 0
         )
         rows.append(
             Row(
@@ -140,7 +142,7 @@ def projected(ctx: Context) -> list[Row]:
     return rows
 
 
-def memory(ctx: Context) -> list[Row]:
+def measure(ctx: Context) -> list[Row]:
     rows = []
     for part in (measured, projected):
         try:

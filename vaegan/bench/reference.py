@@ -1,8 +1,8 @@
-"""latent-diffusion's two-forward training step, built from vaegan's own modules.
+"""latent-diffusion's two-forward training step, on vaegan's own module.
 
-LDM's ``AutoencoderKL.training_step`` + ``LPIPSWithDiscriminator`` under Lightning 1.x
-automatic optimisation runs the step once per optimizer, each time with the other
-optimizer's parameters frozen (``toggle_optimizer``):
+LDM's ``AutoencoderKL.training_step(batch, batch_idx, optimizer_idx)`` + ``LPIPSWithDiscriminator``
+under Lightning 1.x automatic optimisation runs the whole step once per optimizer, each time
+with the other optimizer's parameters frozen (``toggle_optimizer``):
 
 - ``optimizer_idx=0``: a full autoencoder forward, the generator loss with the discriminator's
   logits on the reconstruction and the adaptive weight (two gradient calls), computed from
@@ -11,19 +11,23 @@ optimizer's parameters frozen (``toggle_optimizer``):
   discriminator on the real and the detached reconstruction, backward and Adam step, the
   loss multiplied by 0 before ``disc_start``.
 
-``LDMReference`` is ``VAEGAN`` with that ``training_step``; everything else (networks,
-objective, optimizers, schedules, the optimizer-step guard, logging) is the module's own, so
-the bench compares designs, not implementations. Bench-only: never trained by vaegan-train.
+``LDMReference`` drives that loop and takes each player's loss from the module's own objective
+(``generator_terms``, ``discriminator_terms``); networks, optimizers, schedules and the
+optimizer step (with its non-finite guard) are the module's, so the bench compares designs,
+not implementations. LDM's per-step logging is left out (vaegan logs every
+``log_every_n_steps``). The ``BatchClock`` stops its fits. Bench-only: never trained by
+vaegan-train.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
-from omegaconf import DictConfig
+from torch import Tensor
 
 from vaegan.core.module import VAEGAN, batch_images
-from vaegan.train import build_module
+
+PLAYERS = ("generator", "discriminator")  # optimizer_idx 0 and 1
 
 
 class LDMReference(VAEGAN):
@@ -31,48 +35,34 @@ class LDMReference(VAEGAN):
 
     def training_step(self, batch: Any, batch_idx: int) -> None:
         x = batch_images(batch)
-        step = self.gen_step
-        opt_g, opt_d = self.optimizers()
-        sched_g, sched_d = self.lr_schedulers()
+        optimizers, schedulers = self.optimizers(), self.lr_schedulers()
+        clips = (self.optim.grad_clip, self.optim.disc_grad_clip)
+        for optimizer_idx, player in enumerate(PLAYERS):
+            optimizer = optimizers[optimizer_idx]
+            self.toggle_optimizer(optimizer)
+            loss, logs = self.ldm_loss(x, optimizer_idx)
+            self.manual_backward(loss)
+            self._step(optimizer, schedulers[optimizer_idx], clips[optimizer_idx], player, logs)
+            self.untoggle_optimizer(optimizer)
+        self.gen_step += 1
 
-        self.toggle_optimizer(opt_g)  # optimizer_idx 0
+    def ldm_loss(self, x: Tensor, optimizer_idx: int) -> tuple[Tensor, dict[str, Tensor]]:
+        """One optimizer's pass of LDM's step: a full autoencoder forward, then that player's
+        loss (and its logs, which name a non-finite term)."""
         xrec, posterior = self.autoencoder(x)
-        out = self.objective.generator_terms(
-            x, xrec, posterior,
-            beta=self.beta_schedule(step),
-            capacity=self.beta_schedule.capacity(step),
-            adv_factor=self.gan_schedule(step),  # 0 before gan_start: the work still runs
-            logits_fake=self.discriminator(xrec),
-            last_layer=self.autoencoder.last_layer,
-        )
-        self._notify_generator_output(x, xrec, posterior, out)
-        self.manual_backward(out.loss)
-        self._step(opt_g, sched_g, self.optim.grad_clip, "generator", out.logs)
-        self.untoggle_optimizer(opt_g)
-
-        self.toggle_optimizer(opt_d)  # optimizer_idx 1: the autoencoder runs again, frozen
-        xrec, _ = self.autoencoder(x)
+        step = self.gen_step
+        if optimizer_idx == 0:
+            terms = self.objective.generator_terms(
+                x, xrec, posterior,
+                beta=self.beta_schedule(step),
+                capacity=self.beta_schedule.capacity(step),
+                adv_factor=self.gan_schedule(step),  # 0 before gan_start: the work still runs
+                logits_fake=self.discriminator(xrec),
+                last_layer=self.autoencoder.last_layer,
+            )
+            return terms.loss, terms.logs
         terms = self.objective.discriminator_terms(
             self.discriminator(x), self.discriminator(xrec.detach())
         )
-        factor = 1.0 if self.gan_schedule.active(step) else 0.0
-        self.manual_backward(factor * terms["d_loss"])
-        self._step(opt_d, sched_d, self.optim.disc_grad_clip, "discriminator", terms)
-        self.untoggle_optimizer(opt_d)
-
-        self.gen_step += 1
-        if self.max_gen_steps is not None and self.gen_step >= self.max_gen_steps:
-            self.trainer.should_stop = True
-        if self._logger_writes_this_step():
-            logs = {f"train/{k}": v for k, v in {**out.logs, **terms}.items()}
-            self.log_dict(logs, on_step=True, on_epoch=False, prog_bar=False, logger=True)
-
-
-def build_reference(cfg: DictConfig) -> LDMReference:
-    """What ``build_module(cfg)`` builds, stepped as LDM steps (same networks and state)."""
-    module = build_module(cfg)
-    module.__class__ = LDMReference  # a subclass with no state of its own
-    return module
-
-
-BUILDERS = {"vaegan": build_module, "reference": build_reference}
+        disc_factor = 1.0 if self.gan_schedule.active(step) else 0.0
+        return disc_factor * terms["d_loss"], terms

@@ -1,4 +1,4 @@
-"""Section 5: time per batch against batch size and image size: the cost curve and its bends.
+"""Row 5: time per batch against batch size and image size: the cost curve and its bends.
 
 Every point is ``VAEGAN.training_step`` (GAN on) under ``Trainer.fit`` on a fixed batch, all
 points interleaved. The detail column gives the cost per image-pixel relative to the first
@@ -15,32 +15,34 @@ from vaegan.bench.table import Row, ms
 from vaegan.bench.timing import interleaved
 
 
-def scaling(ctx: Context) -> list[Row]:
-    p = ctx.profile
+def measure(ctx: Context) -> list[Row]:
+    profile = ctx.profile
     base_size = int(ctx.config().data.image_size)
-    curves = {
-        "batch size": [(b, base_size) for b in p.batch_sizes],
-        "image size": [(p.image_batch, s) for s in p.image_sizes],
+    curves = {  # (batch size, image size) points
+        "batch size": [(batch, base_size) for batch in profile.batch_sizes],
+        "image size": [(profile.image_batch, size) for size in profile.image_sizes],
     }
-    points = list(dict.fromkeys(pt for curve in curves.values() for pt in curve))
+    points = list(dict.fromkeys(point for curve in curves.values() for point in curve))
     fits = {
-        pt: ctx.compute_fit(GAN_ON, f"data.batch_size={pt[0]}", f"data.image_size={pt[1]}")
-        for pt in points
+        (batch, size): ctx.compute_fit(GAN_ON, f"data.batch_size={batch}",
+                                       f"data.image_size={size}")
+        for batch, size in points
     }
-    times = {pt: statistics.median(t) for pt, t in interleaved(fits, p.repeats).items()}
+    seconds = {point: statistics.median(times)
+               for point, times in interleaved(fits, profile.repeats).items()}
     rows = []
-    for curve, pts in curves.items():
-        batch0, size0 = pts[0]
-        unit0 = times[pts[0]] / (batch0 * size0**2)
-        for batch, size in pts:
-            per_pixel = times[(batch, size)] / (batch * size**2)
+    for curve, curve_points in curves.items():
+        batch0, size0 = curve_points[0]
+        unit0 = seconds[curve_points[0]] / (batch0 * size0**2)
+        for batch, size in curve_points:
+            per_pixel = seconds[(batch, size)] / (batch * size**2)
             rows.append(
                 Row(
                     "5", f"scaling over {curve}: batch {batch} at {size} px",
-                    f"{ms(times[(batch, size)])} per batch",
+                    f"{ms(seconds[(batch, size)])} per batch",
                     f"{per_pixel / unit0:.2f}× the cost per image-pixel of batch {batch0} at "
-                    f"{size0} px; {times[(batch, size)] / batch * 1e3:.1f} ms per image",
-                    value=times[(batch, size)],
+                    f"{size0} px; {seconds[(batch, size)] / batch * 1e3:.1f} ms per image",
+                    value=seconds[(batch, size)],
                 )
             )
     return rows

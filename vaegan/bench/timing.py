@@ -9,14 +9,13 @@ from __future__ import annotations
 
 import statistics
 import time
-from collections.abc import Callable, Iterator, Mapping
-from contextlib import contextmanager
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import TypeVar
 
 import torch
 
-K = TypeVar("K")
+Variant = TypeVar("Variant")
 
 
 # Asked once: on a CUDA build without a GPU, ``is_available`` costs milliseconds per call.
@@ -34,20 +33,14 @@ def now() -> float:
     return time.perf_counter()
 
 
-@contextmanager
-def stopwatch(out: list[float]) -> Iterator[None]:
-    """Appends the seconds the block took."""
-    start = now()
-    yield
-    out.append(now() - start)
-
-
-def interleaved(variants: Mapping[K, Callable[[], float]], repeats: int) -> dict[K, list[float]]:
+def interleaved(
+    variants: Mapping[Variant, Callable[[], float]], repeats: int
+) -> dict[Variant, list[float]]:
     """Each variant's measurement (seconds per batch) per repeat, run in alternating order."""
-    results: dict[K, list[float]] = {name: [] for name in variants}
+    results: dict[Variant, list[float]] = {name: [] for name in variants}
     names = list(variants)
-    for r in range(repeats):
-        for name in names if r % 2 == 0 else reversed(names):
+    for repeat in range(repeats):
+        for name in names if repeat % 2 == 0 else reversed(names):
             results[name].append(variants[name]())
     return results
 
@@ -64,12 +57,8 @@ class Ratio:
 
     @classmethod
     def of(cls, a: list[float], b: list[float]) -> Ratio:
-        paired = [x / y for x, y in zip(a, b, strict=True)]
+        paired = [a_seconds / b_seconds for a_seconds, b_seconds in zip(a, b, strict=True)]
         return cls(
             statistics.median(a), statistics.median(b), statistics.median(paired),
             min(paired), max(paired),
         )
-
-    def inverted(self) -> Ratio:
-        """``b / a`` (a speed-up of a over b)."""
-        return Ratio(self.b, self.a, 1 / self.ratio, 1 / self.high, 1 / self.low)

@@ -32,7 +32,7 @@ test-fast: install
 lint: install
 	$(BIN)/ruff check vaegan tests
 
-# Speed and memory against the alternatives (README "Performance"): ~10 min on 2 CPU cores,
+# Speed and memory against the alternatives (docs/performance.md): ~10 min on 2 CPU cores,
 # writes bench/RESULTS.md. ARGS=--quick for ~1 min; ARGS="--only designs,memory" for a part.
 bench: install
 	$(BIN)/python -m vaegan.bench $(ARGS)

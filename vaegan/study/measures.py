@@ -10,6 +10,8 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 
+import numpy as np
+
 from vaegan.analysis.diagnose import diagnose, grad_means, rel_change
 from vaegan.analysis.runs import Run
 
@@ -31,22 +33,25 @@ def bounds(run: Run, window: Window) -> tuple[float, float]:
     return window[0] * steps, window[1] * steps - _OPEN
 
 
-def mean(run: Run, metric: str, window: Window) -> float | None:
-    """Mean of `metric` over the window; None when it has no point there."""
+def _in_window(run: Run, metric: str, window: Window) -> np.ndarray | None:
+    """The values of `metric` logged inside the window; None when there are none."""
     series = run.get(metric)
     if series is None:
         return None
     inside = series.between(*bounds(run, window))
-    return float(inside.y.mean()) if len(inside) else None
+    return inside.y if len(inside) else None
+
+
+def mean(run: Run, metric: str, window: Window) -> float | None:
+    """Mean of `metric` over the window; None when it has no point there."""
+    values = _in_window(run, metric, window)
+    return None if values is None else float(values.mean())
 
 
 def minimum(run: Run, metric: str, window: Window) -> float | None:
     """Lowest value of `metric` over the window (e.g. the lowest log σ² reached)."""
-    series = run.get(metric)
-    if series is None:
-        return None
-    inside = series.between(*bounds(run, window))
-    return float(inside.y.min()) if len(inside) else None
+    values = _in_window(run, metric, window)
+    return None if values is None else float(values.min())
 
 
 def count_frac(run: Run, metric: str) -> float | None:

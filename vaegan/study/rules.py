@@ -44,28 +44,28 @@ class Condition:
         raise ValueError(f"condition {text!r}: use '> v', '< v', 'within a b' or 'outside a b'"
                          " (a < b)")
 
-    def holds_value(self, v: float) -> bool:
-        if not math.isfinite(v):
+    def holds_value(self, value: float) -> bool:
+        if not math.isfinite(value):
             return False
         if self.kind == ">":
-            return v > self.a
+            return value > self.a
         if self.kind == "<":
-            return v < self.a
+            return value < self.a
         if self.kind == "within":
-            return self.a < v < self.b
-        return v < self.a or v > self.b
+            return self.a < value < self.b
+        return value < self.a or value > self.b
 
-    def holds(self, iv: Interval) -> bool:
+    def holds(self, interval: Interval) -> bool:
         """True when every value of the interval satisfies the condition."""
-        if iv.n == 0 or math.isnan(iv.lo) or math.isnan(iv.hi):
+        if interval.n == 0 or math.isnan(interval.lo) or math.isnan(interval.hi):
             return False
         if self.kind == ">":
-            return iv.lo > self.a
+            return interval.lo > self.a
         if self.kind == "<":
-            return iv.hi < self.a
+            return interval.hi < self.a
         if self.kind == "within":
-            return self.a < iv.lo and iv.hi < self.b
-        return iv.hi < self.a or iv.lo > self.b
+            return self.a < interval.lo and interval.hi < self.b
+        return interval.hi < self.a or interval.lo > self.b
 
     def _edges(self) -> list[float]:
         return [self.a] if math.isnan(self.b) else [self.a, self.b]
@@ -100,12 +100,14 @@ class GateResult:
 
     @property
     def met(self) -> bool:
-        vals = list(self.values.values())
-        return bool(vals) and all(v is not None and self.gate.holds.holds_value(v) for v in vals)
+        values = list(self.values.values())
+        return bool(values) and all(
+            value is not None and self.gate.holds.holds_value(value) for value in values)
 
     def text(self) -> str:
-        vals = ", ".join("–" if v is None else f"{v:.3g}" for v in self.values.values())
-        return f"{self.gate.what}: {vals} ({'met' if self.met else 'NOT met'}, needs" \
+        values = ", ".join("–" if value is None else f"{value:.3g}"
+                           for value in self.values.values())
+        return f"{self.gate.what}: {values} ({'met' if self.met else 'NOT met'}, needs" \
                f" {self.gate.holds} on every seed)"
 
 
@@ -157,20 +159,20 @@ def paired(op: str, a: Mapping[int, float | None], b: Mapping[int, float | None]
            ) -> dict[int, float]:
     """Per-seed statistics over the seeds where both sides have a value."""
     out = {}
-    for seed, va in a.items():
-        value = combine(op, va, b.get(seed)) if op != "value" else va
+    for seed, a_value in a.items():
+        value = combine(op, a_value, b.get(seed)) if op != "value" else a_value
         if value is not None and math.isfinite(value):
             out[seed] = value
     return out
 
 
-def decide(iv: Interval, supported: Condition | None, refuted: Condition | None) -> str:
+def decide(interval: Interval, supported: Condition | None, refuted: Condition | None) -> str:
     """The verdict of one test from its interval."""
     if supported is None and refuted is None:
         return REPORTED
-    if supported is not None and supported.holds(iv):
+    if supported is not None and supported.holds(interval):
         return SUPPORTED
-    if refuted is not None and refuted.holds(iv):
+    if refuted is not None and refuted.holds(interval):
         return NOT_SUPPORTED
     return INCONCLUSIVE
 
@@ -178,10 +180,10 @@ def decide(iv: Interval, supported: Condition | None, refuted: Condition | None)
 def claim_verdict(verdicts: Sequence[str]) -> str:
     """All decisive tests supported → supported; any refuted → not supported; else inconclusive
     (a regime that ran none of the decisive tests: not run)."""
-    decisive = [v for v in verdicts if v not in (REPORTED, NOT_RUN)]
+    decisive = [verdict for verdict in verdicts if verdict not in (REPORTED, NOT_RUN)]
     if not decisive:
         return NOT_RUN if NOT_RUN in verdicts else INCONCLUSIVE
-    if all(v == SUPPORTED for v in decisive):
+    if all(verdict == SUPPORTED for verdict in decisive):
         return SUPPORTED
     if NOT_SUPPORTED in decisive:
         return NOT_SUPPORTED
@@ -204,23 +206,24 @@ PerSeed = Callable[[str, str, Mapping[str, Any]], dict[int, float | None]]
 
 def judge(per_seed: PerSeed, test: Test, confidence: float) -> TestResult:
     """Evaluate one test; ``per_seed(arm, measure, args)`` gives a measure for every seed."""
-    a = per_seed(test.arm, test.measure, test.args)
-    b = per_seed(test.vs or test.arm, test.measure, {**test.args, **test.vs_args}) \
+    arm_values = per_seed(test.arm, test.measure, test.args)
+    vs_values = per_seed(test.vs or test.arm, test.measure, {**test.args, **test.vs_args}) \
         if test.op != "value" else {}
-    values = paired(test.op, a, b)
-    iv = t_interval(list(values.values()), confidence, log=test.log)
-    gates = tuple(GateResult(g, per_seed(g.arm, g.measure, g.args)) for g in test.gates)
-    verdict = decide(iv, test.supported, test.refuted)
+    values = paired(test.op, arm_values, vs_values)
+    interval = t_interval(list(values.values()), confidence, log=test.log)
+    gates = tuple(GateResult(gate, per_seed(gate.arm, gate.measure, gate.args))
+                  for gate in test.gates)
+    verdict = decide(interval, test.supported, test.refuted)
     missing = ""
     if not values:
         sides = [test.arm] + ([test.vs or test.arm] if test.op != "value" else [])
         missing = f"no value: not logged or the window holds no point ({', '.join(sides)})"
-    elif iv.n < 2:
+    elif interval.n < 2:
         missing = "one seed only: no interval, no decision"
     elif verdict == INCONCLUSIVE:
         missing = "interval straddles the bands"
-    unmet = [g for g in gates if not g.met]
+    unmet = [gate for gate in gates if not gate.met]
     if unmet and verdict != REPORTED:
         verdict = INCONCLUSIVE
-        missing = "gate: " + "; ".join(g.gate.what for g in unmet)
-    return TestResult(values, iv, verdict, missing, gates)
+        missing = "gate: " + "; ".join(result.gate.what for result in unmet)
+    return TestResult(values, interval, verdict, missing, gates)

@@ -17,7 +17,14 @@ from typing import Any
 
 import numpy as np
 
-from vaegan.app.layout import CONTROL_DIR, HYDRA_DIR, METRICS_FILE, RUN_INFO, RunDirError
+from vaegan.app.layout import (
+    CONTROL_DIR,
+    HYDRA_DIR,
+    METRICS_FILE,
+    RUN_INFO,
+    RunDirError,
+    RunLayout,
+)
 from vaegan.core import metric_names as metric
 
 # RUN_DIR/control (CONTROL_DIR) is the no-GAN branch of a `gan_control=true` run: a run dir of
@@ -300,16 +307,16 @@ def load_run(path: str | Path) -> Run:
     metrics = find_metrics(path)
     run_dir = path if path.is_dir() else _run_root(metrics)
     x_name, series = read_metrics(metrics)
-    hydra = run_dir / HYDRA_DIR
+    layout = RunLayout(run_dir)
     config: Any = {}
     overrides: Any = []
-    if (hydra / "config.yaml").is_file():
-        config = _load_yaml(hydra / "config.yaml")
-    if (hydra / "overrides.yaml").is_file():
-        overrides = _load_yaml(hydra / "overrides.yaml")
+    if layout.hydra_config.is_file():
+        config = _load_yaml(layout.hydra_config)
+    if layout.hydra_overrides.is_file():
+        overrides = _load_yaml(layout.hydra_overrides)
     info: Any = {}
-    if (run_dir / RUN_INFO).is_file():
-        info = json.loads((run_dir / RUN_INFO).read_text())
+    if layout.run_info.is_file():
+        info = json.loads(layout.run_info.read_text())
     if not overrides and isinstance(info, dict):
         overrides = info.get("overrides") or []
     control = None

@@ -17,9 +17,13 @@ from typing import Any
 import lightning as L
 from lightning.pytorch.callbacks import ModelCheckpoint
 
+from vaegan.app.layout import LAST_CKPT
+
 
 class GenStepCheckpoint(ModelCheckpoint):
     """Keeps ``dirpath/last.ckpt`` current; set ``every_n_gen_steps`` in generator steps."""
+
+    CHECKPOINT_NAME_LAST = LAST_CKPT.removesuffix(ModelCheckpoint.FILE_EXTENSION)
 
     def __init__(self, dirpath: str, every_n_gen_steps: int = 500, **kwargs: Any) -> None:
         if every_n_gen_steps < 1:

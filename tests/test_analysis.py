@@ -139,7 +139,7 @@ def test_dir_without_metrics_is_a_run_dir_error(tmp_path: Path, capsys) -> None:
     (tmp_path / "empty").mkdir()
     with pytest.raises(RunDirError, match="no metrics.csv"):
         load_run(tmp_path / "empty")
-    assert diagnose_main([str(tmp_path / "empty")]) == 1
+    assert diagnose_main([str(tmp_path / "empty")]) == 2
     err = capsys.readouterr().err.strip()
     assert len(err.splitlines()) == 1 and "empty" in err and "Traceback" not in err
 
@@ -290,7 +290,7 @@ def test_diagnose_cli(tmp_path: Path, capsys) -> None:
     out = capsys.readouterr().out
     assert out.startswith(f"verdict: {MALIGNANT}") and "diagnosis.md" in out
     assert "| kl_growth | 0.05 |" in (run_dir / "diagnosis.md").read_text()
-    assert diagnose_main([str(run_dir), "--threshold", "bogus=1"]) == 1
+    assert diagnose_main([str(run_dir), "--threshold", "bogus=1"]) == 2
 
 
 def test_console_script(tmp_path: Path) -> None:
@@ -303,7 +303,7 @@ def test_console_script(tmp_path: Path) -> None:
     bad = subprocess.run(
         [str(script), str(tmp_path / "missing")], capture_output=True, text=True, timeout=120
     )
-    assert bad.returncode == 1 and len(bad.stderr.strip().splitlines()) == 1
+    assert bad.returncode == 2 and len(bad.stderr.strip().splitlines()) == 1
 
 
 def sweep(root: Path) -> Path:

@@ -28,9 +28,9 @@ def _threshold_arg(parser: argparse.ArgumentParser) -> None:
 def _guarded(prog: str, body: Callable[[], int]) -> int:
     try:
         return body()
-    except (ValueError, OSError) as err:  # RunDirError is a ValueError
+    except (ValueError, OSError) as err:  # bad input (RunDirError is both): one line, exit 2
         print(f"{prog}: error: {err}", file=sys.stderr)
-        return 1
+        return 2
 
 
 def diagnose_main(argv: Sequence[str] | None = None) -> int:

@@ -6,8 +6,9 @@ presets' data-set files with their preset and data set), checks that Hydra selec
 every interpolation resolves, then builds what the run would build before training: the data
 module (its constructor checks the settings and reads nothing), the LightningModule through
 ``build_module`` (model, loss objective, discriminator, schedules), the loggers (wandb offline),
-the callbacks and, on the CPU, the Trainer. Hydra's launcher, sweeper and job callbacks are
-instantiated; the study's scales are composed and checked.
+the callbacks and, on the CPU, the Trainer. Hydra's job callbacks are built, its launcher's and
+sweeper's settings bound to their constructors (Hydra builds those itself); the study's scales
+(a group of conf/study/study.yaml) are composed and checked.
 """
 
 from __future__ import annotations
@@ -91,7 +92,7 @@ def _id(case: tuple[str, str]) -> str:
 @pytest.mark.parametrize("case", options(), ids=_id)
 def test_every_option_composes_and_builds_offline(case, tmp_path):
     group, option = case
-    if group == "study/scale":
+    if group == f"{STUDY}/scale":
         study = load_study([f"scale={option}"])  # composed, resolved and checked
         assert study.scale == option and study.jobs()
         return

@@ -61,6 +61,7 @@ def assert_one_ddp_run(run_dir: Path, steps: int) -> None:
 
 
 @pytest.mark.parametrize("checkpointing", ["none", "blocks"])  # recompute under DDP's hooks
+@pytest.mark.slow
 def test_ddp_run_keeps_ranks_identical_and_writes_one_run_dir(tmp_path, checkpointing):
     run_dir = tmp_path / "run"
     proc = vaegan_train(
@@ -72,6 +73,7 @@ def test_ddp_run_keeps_ranks_identical_and_writes_one_run_dir(tmp_path, checkpoi
     assert_one_ddp_run(run_dir, steps=5)
 
 
+@pytest.mark.slow
 def test_ddp_multirun_gives_each_job_one_run_dir(tmp_path):
     sweep = tmp_path / "sweep"
     proc = vaegan_train(
@@ -90,6 +92,7 @@ def test_ddp_multirun_gives_each_job_one_run_dir(tmp_path):
     assert "sweep summary:" in proc.stdout
 
 
+@pytest.mark.slow
 def test_a_failing_ddp_job_is_reported_and_the_sweep_goes_on(tmp_path):
     # Job 0 stops on every rank (a NaN adversarial term twice in a row). Lightning's own child
     # observer outlived the job and SIGKILLed the sweep over rank 1's exit code.
@@ -136,6 +139,7 @@ def test_child_command_reruns_this_job_as_a_single_run(tmp_path):
     assert values["hydra.job.name"] == "train_ddp_process_1"
 
 
+@pytest.mark.slow
 def test_ddp_gan_control_trains_each_branch_on_both_ranks(tmp_path):
     run_dir = tmp_path / "run"
     vaegan_train(tmp_path, *DDP, "steps=5", "gan_control=true", f"hydra.run.dir={run_dir}")

@@ -54,11 +54,13 @@ def assert_same_curves(got_dir: Path, want_dir: Path, steps: range) -> None:
             assert g[step] == pytest.approx(w[step], rel=1e-6, abs=1e-9), (name, step)
 
 
+@pytest.mark.slow
 def test_gan_branch_is_the_plain_run(runs):
     assert_same_curves(runs["pair"], runs["plain"], range(STEPS))
     assert max(column(read_metrics(runs["pair"]), "train/adv_weight")) > 0
 
 
+@pytest.mark.slow
 def test_control_is_the_run_whose_gan_never_switches_on(runs):
     control = runs["pair"] / "control"
     # computed once: the control's rows start at the fork, the GAN branch holds the trunk
@@ -74,6 +76,7 @@ def test_control_is_the_run_whose_gan_never_switches_on(runs):
     assert fork["vaegan"]["gen_step"] == GAN_START
 
 
+@pytest.mark.slow
 def test_preempted_control_resumes_with_the_same_command(runs, tmp_path):
     run_dir = tmp_path / "pair"
     overrides = (
@@ -120,6 +123,7 @@ def test_gan_control_refuses_a_pair_without_a_fork(tmp_path, overrides, message)
         train_tiny(tmp_path, "gan_control=true", *overrides)
 
 
+@pytest.mark.slow
 def test_multirun_gives_each_job_its_control(tmp_path):
     sweep = tmp_path / "sweep"
     proc = subprocess.run(
@@ -140,6 +144,7 @@ def test_multirun_gives_each_job_its_control(tmp_path):
     assert "2 jobs, 0 failed" in (sweep / "summary.md").read_text()  # controls are not jobs
 
 
+@pytest.mark.slow
 def test_wandb_gets_the_pair_as_two_runs_of_one_group(tmp_path):
     run_dir = tmp_path / "pair"
     env = {**os.environ, "WANDB_MODE": "offline", "WANDB_SILENT": "true"}

@@ -6,6 +6,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import nbformat
+import pytest
 from nbclient import NotebookClient
 
 from tests.helpers.run import train_tiny
@@ -28,6 +29,7 @@ def test_notebook_is_stored_without_outputs():
     assert code and all(not c.outputs and c.execution_count is None for c in code)
 
 
+@pytest.mark.slow
 def test_notebook_plots_and_diagnoses_a_tiny_run(tmp_path, monkeypatch):
     run_dir = tmp_path / "runs" / "tiny"
     train_tiny(run_dir, "gan_control=true")  # with its no-GAN branch in tiny/control/

@@ -15,6 +15,7 @@ REPO = Path(__file__).resolve().parent.parent
 
 
 @pytest.mark.timeout(600)
+@pytest.mark.slow
 def test_wheel_carries_every_config_and_trains_outside_the_checkout(tmp_path):
     pip = [sys.executable, "-m", "pip"]
     source = tmp_path / "src"  # a copy: building in the checkout would leave build/ there

@@ -19,6 +19,8 @@ from tests.helpers.metrics import column, read_metrics
 from tests.helpers.resume import COMMON, N
 from tests.helpers.run import train_tiny
 
+pytestmark = pytest.mark.slow  # every test trains two or three runs and compares them
+
 CURVES = ("train/loss", "train/kl", "train/rec", "train/d_loss", "train/beta", "train/adv_weight")
 
 

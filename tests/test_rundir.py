@@ -81,6 +81,7 @@ with run_dir_lock(Path(sys.argv[1])):
 """
 
 
+@pytest.mark.slow
 def test_second_run_in_a_busy_run_dir_stops_naming_the_first_and_a_stale_lock_is_taken_over(
     tmp_path, monkeypatch, capsys
 ):

@@ -29,6 +29,7 @@ class MakesADir:
         return (os.mkdir, (self.path,))
 
 
+@pytest.mark.slow
 def test_secrets_never_land_in_the_run_dir_and_unreachable_wandb_falls_back(tmp_path):
     run_dir = tmp_path / "run"
     env = {

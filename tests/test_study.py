@@ -470,6 +470,7 @@ def test_a_failing_run_is_reported_and_the_others_go_on(tmp_path):
     assert "boom" in results[1].error and (tmp_path / "b" / "study_error.txt").is_file()
 
 
+@pytest.mark.slow
 def test_full_scale_dry_run_prints_plan_estimate_and_what_is_missing(tmp_path, capsys):
     assert main(["scale=full", "dry_run=true", f"runs_dir={tmp_path}/runs",
                  f"extra=['data.root={tmp_path}/nodata']"]) == 0
@@ -482,6 +483,7 @@ def test_full_scale_dry_run_prints_plan_estimate_and_what_is_missing(tmp_path, c
     assert "NOT YET RUN" in stub and "## Regimes" in stub and "### W1:" in stub
 
 
+@pytest.mark.slow
 def test_tiny_study_end_to_end(tmp_path):
     """Real runs at tiny scale, GAN arms with their no-GAN branch, a report per regime."""
     args = ["scale=tiny", f"runs_dir={tmp_path}/runs", f"out_dir={tmp_path}/out",

@@ -21,6 +21,7 @@ REPO = Path(__file__).resolve().parent.parent
 SBATCH = REPO / "scripts" / "slurm" / "train.sbatch"
 
 
+@pytest.mark.slow
 def test_failing_job_does_not_stop_the_sweep_and_is_reported(tmp_path):
     sweep = tmp_path / "sweep"
     proc = subprocess.run(
@@ -88,6 +89,7 @@ def test_local_launcher_composes():
     assert launcher["timeout_min"] == 600 and launcher["gpus_per_node"] == 0
 
 
+@pytest.mark.slow
 def test_optuna_sweep_minimises_the_final_val_rec(tmp_path):
     """The real hydra-optuna-sweeper (a test extra): each trial's objective is what
     vaegan-train returns, the run's final val/rec, and the best trial is the lowest one."""

@@ -74,6 +74,7 @@ def test_every_experiment_composes_and_fast_dev_runs(tmp_path, name):
     assert result["gen_step"] >= 1
 
 
+@pytest.mark.slow
 def test_console_script_runs_a_tiny_run(tmp_path):
     exe = Path(sys.executable).parent / "vaegan-train"
     proc = subprocess.run(

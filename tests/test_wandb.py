@@ -42,6 +42,7 @@ def sweep(tmp_path_factory) -> Path:
     return sweep_dir
 
 
+@pytest.mark.slow
 def test_sweep_jobs_are_named_runs_in_one_group_with_config_and_contract_metrics(sweep):
     runs = [offline_run(sweep / str(job)) for job in (0, 1)]
     assert [r["run"].display_name for r in runs] == ["beta=0.0001", "beta=0.001"]  # as Hydra

@@ -33,7 +33,7 @@ lint: install
 	$(BIN)/ruff check vaegan tests
 
 # Speed and memory against the alternatives (docs/performance.md): ~10 min on 2 CPU cores,
-# writes bench/RESULTS.md. ARGS=--quick for ~1 min; ARGS="--only designs,memory" for a part.
+# writes bench/RESULTS.md. ARGS=--quick for a few minutes; ARGS="--only designs,memory" for a part.
 bench: install
 	$(BIN)/python -m vaegan.bench $(ARGS)
 

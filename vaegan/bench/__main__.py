@@ -45,7 +45,8 @@ SECTIONS: dict[str, Callable[[Context], list[Row]]] = {
 
 def parse(argv: list[str]) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="python -m vaegan.bench", description=__doc__)
-    parser.add_argument("--quick", action="store_true", help="about a minute: fewer, smaller")
+    parser.add_argument("--quick", action="store_true",
+                        help="fewer repeats, smaller sizes, no torch.compile: minutes, not ~10")
     parser.add_argument("--tiny", action="store_true", help="tiny networks (the test suite)")
     parser.add_argument("--out", type=Path, default=Path("bench/RESULTS.md"),
                         help="the markdown table's file (default: %(default)s)")

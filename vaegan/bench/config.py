@@ -65,9 +65,10 @@ SD_KL_F8 = ("experiment=sd_kl_f8",)
 def bench_config(run_dir: Path, overrides: Sequence[str] = ()) -> DictConfig:
     """``conf/train.yaml`` + the quickstart at ``SIZE`` (or the ``experiment=`` in
     ``overrides``, at its own size) + ``overrides``, writing into ``run_dir``."""
-    own_experiment = any(o.startswith("experiment=") for o in overrides)
+    own_experiment = any(override.startswith("experiment=") for override in overrides)
     base = BASE if not own_experiment else tuple(
-        o for o in BASE if not o.startswith("experiment=") and o not in SIZE
+        override for override in BASE
+        if not override.startswith("experiment=") and override not in SIZE
     )
     return compose_train_config(run_dir, [*base, *overrides])
 

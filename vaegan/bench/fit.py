@@ -148,7 +148,6 @@ class FitBench:
         self.warmup, self.steps = warmup, steps
         self.design, self.changes = design, changes
         self.calls = 0
-        self.trainer: L.Trainer | None = None  # the last call's
 
     def __call__(self, *callbacks: L.Callback) -> float:
         clock = BatchClock(self.warmup, self.warmup + self.steps)
@@ -156,5 +155,5 @@ class FitBench:
         run_dir = self.run_dir / f"fit{self.calls}"
         cfg = with_steps(self.cfg, clock.total, run_dir)
         module = build(cfg, self.design, self.changes)
-        self.trainer = fit(cfg, module, self.datamodule, run_dir, clock, *callbacks)
+        fit(cfg, module, self.datamodule, run_dir, clock, *callbacks)
         return clock.per_batch()

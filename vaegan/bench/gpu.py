@@ -41,7 +41,7 @@ from vaegan.bench.context import COMPUTE, GAN_OFF, GAN_ON, Context
 from vaegan.bench.designs import PHASES, design_ratios
 from vaegan.bench.flags import flag_list, flag_rows
 from vaegan.bench.memory import measure_here
-from vaegan.bench.table import Row, Target, failed_row, ms, ratio_row, render
+from vaegan.bench.table import Row, Target, failed_row, milliseconds, ratio_row, render
 from vaegan.losses.perceptual import backbone_path
 
 SD = ("experiment=sd_kl_f8", "data.image_size=256", "data.batch_size=12")
@@ -85,7 +85,7 @@ def _designs(ctx: Context, plan: Plan) -> None:
             target))
         vaegan_seconds = ratio.b
         plan.rows.append(Row(
-            "gpu", f"`VAEGAN.training_step` per batch, {label}", ms(vaegan_seconds),
+            "gpu", f"`VAEGAN.training_step` per batch, {label}", milliseconds(vaegan_seconds),
             f"LDM's step on one H100 (fp32): {LDM_SECONDS * 1e3:.0f} ms; "
             f"{LDM_SECONDS / vaegan_seconds:.2f}× faster", Target(0.135, at_most=True),
             vaegan_seconds))

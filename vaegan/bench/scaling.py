@@ -11,7 +11,7 @@ from __future__ import annotations
 import statistics
 
 from vaegan.bench.context import GAN_ON, Context
-from vaegan.bench.table import Row, ms
+from vaegan.bench.table import Row, milliseconds
 from vaegan.bench.timing import interleaved
 
 
@@ -39,7 +39,7 @@ def measure(ctx: Context) -> list[Row]:
             rows.append(
                 Row(
                     "5", f"scaling over {curve}: batch {batch} at {size} px",
-                    f"{ms(seconds[(batch, size)])} per batch",
+                    f"{milliseconds(seconds[(batch, size)])} per batch",
                     f"{per_pixel / unit0:.2f}× the cost per image-pixel of batch {batch0} at "
                     f"{size0} px; {seconds[(batch, size)] / batch * 1e3:.1f} ms per image",
                     value=seconds[(batch, size)],

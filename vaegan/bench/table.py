@@ -38,21 +38,19 @@ class Row:
         return "yes" if self.target.met(self.value) else "**no**"
 
 
-def ms(seconds: float) -> str:
+def milliseconds(seconds: float) -> str:
     return f"{seconds * 1e3:.0f} ms" if seconds >= 0.01 else f"{seconds * 1e3:.2f} ms"
 
 
-def ratio_row(
-    section: str, measure: str, r: Ratio, target: Target | None = None, suffix: str = "×"
-) -> Row:
+def ratio_row(section: str, measure: str, ratio: Ratio, target: Target | None = None) -> Row:
     """A timing ratio: median of paired repeats, its range, and both sides' median times."""
     return Row(
         section,
         measure,
-        f"{r.ratio:.2f}{suffix} [{r.low:.2f}–{r.high:.2f}]",
-        f"{ms(r.a)} vs {ms(r.b)} per batch",
+        f"{ratio.ratio:.2f}× [{ratio.low:.2f}–{ratio.high:.2f}]",
+        f"{milliseconds(ratio.a)} vs {milliseconds(ratio.b)} per batch",
         target,
-        r.ratio,
+        ratio.ratio,
     )
 
 

@@ -4,8 +4,9 @@ logger. Checked against lightning 2.6.6 (``_LoggerConnector.should_update_logs``
 Lightning writes step metrics every ``log_every_n_steps`` batches (and on the last batch and
 under ``fast_dev_run``), keeping only the latest value of each, while every ``self.log`` call
 has a fixed cost: ~25 terms logged on every batch showed in the CPU step time (``make bench``,
-the framework row of bench/RESULTS.md). The module logs only on the batches Lightning writes. Without the connector (a newer Lightning that renamed it) every
-batch logs: slower, still correct.
+the framework row of bench/RESULTS.md). The module logs only on the batches Lightning writes.
+Without the connector (a newer Lightning that renamed it) every batch logs: slower, still
+correct.
 """
 
 from __future__ import annotations

@@ -338,9 +338,9 @@ def _validate(
             "be a non-empty list of ints >= 1")
     require(0.0 <= dropout < 1.0, "model.dropout", dropout, "be in [0, 1)")
     factor = 2 ** (len(ch_mult) - 1)
-    require(resolution >= 1 and resolution % factor == 0, "data.image_size", resolution,
+    require(resolution >= 1 and resolution % factor == 0, "model.resolution", resolution,
             f"be divisible by the model's downsampling factor {factor} "
-            "(2^(len(model.ch_mult)-1))", f"a multiple of {factor}")
+            "(2^(len(model.ch_mult)-1))", f"a data.image_size that is a multiple of {factor}")
     try:
         check_posterior_args(**posterior)
     except (TypeError, ValueError) as err:

@@ -129,9 +129,9 @@ def fit_run(cfg: DictConfig, run_dir: Path) -> dict[str, Any]:
         torch.set_num_threads(int(cfg.threads))
     L.seed_everything(int(cfg.seed), workers=True, verbose=False)
     with config_errors():  # a constructor's ValueError -> one-line ConfigError
-        module = build_module(cfg)
         datamodule = instantiate(cfg.data, _convert_="all")
         datamodule.setup("fit")  # reads and checks the data now, before a logger or trainer
+        module = build_module(cfg)  # after the data: both draw from the seeded RNG
     ensure_space(run_dir, module)
     if ckpt_path:
         check_resumable(ckpt_path, module)

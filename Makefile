@@ -43,7 +43,7 @@ bench: install
 bench-gpu: install
 	$(BIN)/python -m vaegan.bench.gpu $(ARGS)
 
-# The KL study (README "The KL study"): trains every arm x seed x regime of
+# The KL study (docs/study.md): trains every arm x seed x regime of
 # conf/study/study.yaml (GAN arms with their paired no-GAN branch) and writes study/REPORT.md.
 # SCALE=small (default, ~27 min planned on 2 quiet CPU cores) | full (one GPU) | tiny (what the
 # test runs). ARGS=dry_run=true prints the plan and estimate; ARGS="only=[C1,F2]" some claims;

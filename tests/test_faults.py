@@ -1,6 +1,6 @@
 """Faults and bad input: what a run survives, what stops it, and the one line it prints.
 
-Each test is a row of the README's "What happens when" table. Real Trainer runs via
+Each test is a row of the "What happens when" table in docs/robustness.md. Real Trainer runs via
 ``train_tiny`` (in-process) or the ``vaegan-train`` entry point.
 """
 

@@ -1,7 +1,7 @@
 """Run dirs, resumes and signals: what a re-run, a second run or a kill does to a run dir.
 
-Each test is a row of the README's "What happens when" table. Real Hydra app (``main``) or
-``train_tiny`` runs of the tiny preset.
+Each test is a row of the "What happens when" table in docs/robustness.md. Real Hydra app
+(``main``) or ``train_tiny`` runs of the tiny preset.
 """
 
 from __future__ import annotations

@@ -38,7 +38,7 @@ from vaegan.study.rules import (
 from vaegan.study.runner import Job, run_jobs
 from vaegan.study.stats import t_interval
 
-# Every claim of the seed Q&A the study judges.
+# Every claim of docs/claims.md the study judges.
 CLAIMS = ["C1", "C2", "C3", "C4", "F1", "F2", "F3", "F4", "P2", "G1", "G2", "G3", "G4", "G5",
           "W1"]
 VERDICTS = {SUPPORTED, NOT_SUPPORTED, INCONCLUSIVE, NOT_RUN}

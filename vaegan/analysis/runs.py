@@ -446,5 +446,5 @@ def nonfinite_note(run: Run, name: str) -> str | None:
     where = f"from {run.x_name} {first:g} on" if math.isfinite(first) else "(step unknown)"
     return (
         f"{name} is non-finite (NaN/inf) {where}: {bad} of {logged} logged values; the run "
-        "diverged, no verdict (see the README's faults table: faults.max_consecutive_nonfinite)."
+        "diverged, no verdict (see docs/robustness.md: faults.max_consecutive_nonfinite)."
     )

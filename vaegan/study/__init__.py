@@ -1,4 +1,4 @@
-"""The KL study (``make study``): every claim of the seed Q&A put to a controlled experiment.
+"""The KL study (``make study``): every claim of docs/claims.md put to a controlled experiment.
 
 ``conf/study/`` defines the arms (override lists, each with a control arm) and the decision
 rule of every claim; ``runner`` trains them through ``vaegan.train.run``; ``measures`` and

@@ -32,7 +32,8 @@ from vaegan.study.runner import JobResult, done_marker
 
 REPORT_FILE = "REPORT.md"
 SUMMARY_START, SUMMARY_END = "<!-- study-summary:start -->", "<!-- study-summary:end -->"
-# P2, G2 (paired KL difference) and G3 together answer the seed's question.
+# P2, G2 (paired KL difference) and G3 together answer the question behind the claims
+# (docs/claims.md): is the plateau the GAN's doing?
 QUESTION = (("P2", 0, "KL's change after gan_start, GAN branch"),
             ("G3", 0, "the same steps, no-GAN branch"),
             ("G2", 1, "paired difference, GAN − no-GAN"))
@@ -179,7 +180,7 @@ def provenance_section(study: Study, jobs: Sequence[JobResult], clock: Clock | N
     ]
     if clock is not None:
         lines.append(f"- Measured: {clock.text()}.")
-    lines += ["- Claims: the seed Q&A's (C, F: why KL rises; G, P, W: why it flattens under a"
+    lines += ["- Claims: docs/claims.md (C, F: why KL rises; G, P, W: why it flattens under a"
               f" GAN). Each test is one number per seed and a {study.confidence:.0%} t-interval"
               " over seeds (ratios on a log scale); it decides only when the whole interval lies"
               " in its supporting or its refuting band, and only when its gates hold on every"
@@ -246,7 +247,8 @@ def results_json(claims: Sequence[ClaimResult]) -> dict:
 
 
 def update_readme(readme: Path, summary: str) -> None:
-    """Replace the summary between the README's study markers (if it has them)."""
+    """Replace the summary between the study markers of ``readme`` (the scale config's
+    ``readme``: docs/study.md), if it has them."""
     if not readme.is_file():
         return
     text = readme.read_text()

@@ -23,9 +23,6 @@ class GenStepProgressBar(TQDMProgressBar):
     One bar spans the run's epochs (Lightning's ``leave`` is about per-epoch bars; it has none).
     """
 
-    def __init__(self, refresh_rate: int = 1, process_position: int = 0) -> None:
-        super().__init__(refresh_rate=refresh_rate, process_position=process_position)
-
     @property
     def train_description(self) -> str:
         return DESCRIPTION

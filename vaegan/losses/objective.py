@@ -117,7 +117,7 @@ class VAEGANObjective(nn.Module):
         for key, value in {"perceptual_weight": perceptual_weight, "free_bits": free_bits,
                            "disc_weight": disc_weight, "adaptive_max": adaptive_max}.items():
             require(value >= 0, f"loss.objective.{key}", value, "be >= 0")
-        self.rec_kind, self.rec_reduction, self.adv_loss = rec_kind, rec_reduction, adv_loss
+        self.rec_kind, self.rec_reduction = rec_kind, rec_reduction  # read by the study, callbacks
         self.pixel_loss = pixel_loss(rec_kind)
         self.reduce = reduction(rec_reduction)
         self.gan = gan_loss(adv_loss)

@@ -161,3 +161,33 @@ def test_lock_is_reentrant_nested_dirs_lock_apart_and_child_ranks_are_let_throug
     assert claim_run_dir(tmp_path, str(ckpt), 4)[2]  # finished: every rank stops, none waits
     with run_dir_lock(tmp_path / "child"):
         assert not (tmp_path / "child").exists()  # rank 1 neither locks nor creates
+
+
+def test_lock_that_is_a_symlink_is_refused_and_its_target_untouched(
+    tmp_path, monkeypatch, capsys
+):
+    """The lock was opened through the link: its target was emptied and overwritten."""
+    target = tmp_path / "precious.txt"
+    target.write_text("a user's file\n")
+    run_dir = tmp_path / "run"
+    run_dir.mkdir()
+    (run_dir / ".vaegan.lock").symlink_to(target)
+    code, _, err = train_main(monkeypatch, capsys, run_dir, "steps=2")
+    assert code == 2
+    assert err.startswith("error: ") and len(err.strip().splitlines()) == 1, err
+    assert ".vaegan.lock is a symbolic link" in err and str(target) in err, err
+    assert target.read_text() == "a user's file\n"
+    assert not (run_dir / ".hydra").exists() and not (run_dir / "csv").exists()
+
+
+def test_lock_message_names_the_host_even_when_gethostname_is_empty(tmp_path, monkeypatch):
+    """It read ``pid N on , started …``: the host was whatever gethostname gave, even ''."""
+    from vaegan.app import rundir
+
+    monkeypatch.setattr(rundir.socket, "gethostname", lambda: "")
+    with rundir.run_dir_lock(tmp_path):
+        info = json.loads((tmp_path / ".vaegan.lock").read_text())
+    assert info["host"], info
+    held = json.dumps({"pid": 4242, "host": "", "started": "2026-12-05 18:00:00 UTC"})
+    assert rundir._holder(held) == "pid 4242 on an unnamed host, started 2026-12-05 18:00:00 UTC"
+    assert rundir._holder(json.dumps({"pid": 7})).startswith("pid 7 on an unnamed host")

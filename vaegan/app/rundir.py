@@ -12,6 +12,7 @@ import fcntl
 import json
 import logging
 import os
+import platform
 import shutil
 import socket
 import sys
@@ -108,12 +109,39 @@ def is_child_rank() -> bool:
     )
 
 
+def host_name() -> str:
+    """This machine's name for the lock (``gethostname`` can be empty in a container)."""
+    return socket.gethostname() or platform.node() or os.uname().nodename or "an unnamed host"
+
+
 def _holder(text: str) -> str:
     try:
         info = json.loads(text)
-        return f"pid {info['pid']} on {info['host']}, started {info['started']}"
+        pid = info["pid"]
     except (ValueError, KeyError, TypeError):
         return "an unknown process"
+    host = info.get("host") or "an unnamed host"
+    started = info.get("started") or "at an unknown time"
+    return f"pid {pid} on {host}, started {started}"
+
+
+def _refuse_link(path: Path) -> RunDirError:
+    target = os.readlink(path) if path.is_symlink() else "?"
+    return RunDirError(
+        f"{path} is a symbolic link (to {target}); vaegan never follows links among a run "
+        "dir's own files: delete the link (rm it, the target is untouched) and start again"
+    )
+
+
+def _open_lock(path: Path, flags: int) -> int:
+    """Open the lock file without following a link (O_NOFOLLOW): a link there would have its
+    target emptied and overwritten by the lock."""
+    try:
+        return os.open(path, flags | os.O_NOFOLLOW, 0o644)
+    except OSError as err:
+        if path.is_symlink():
+            raise _refuse_link(path) from None
+        raise RunDirError(f"cannot open the run-dir lock {path} ({_reason(err)})") from None
 
 
 def _in_use(run_dir: Path, holder: str) -> RunDirError:
@@ -128,9 +156,11 @@ def check_not_in_use(run_dir: Path) -> None:
     takes nothing, creates nothing)."""
     run_dir = Path(run_dir).resolve()
     path = run_dir / LOCK_FILE
+    if path.is_symlink():
+        raise _refuse_link(path)
     if run_dir in _held or not path.is_file():
         return
-    fd = os.open(path, os.O_RDONLY)
+    fd = _open_lock(path, os.O_RDONLY)
     try:
         fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
         fcntl.flock(fd, fcntl.LOCK_UN)
@@ -171,7 +201,7 @@ def run_dir_lock(run_dir: Path) -> Iterator[None]:
         return
     run_dir.mkdir(parents=True, exist_ok=True)
     path = run_dir / LOCK_FILE
-    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+    fd = _open_lock(path, os.O_RDWR | os.O_CREAT)
     try:
         fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
     except BlockingIOError:
@@ -185,7 +215,7 @@ def run_dir_lock(run_dir: Path) -> Iterator[None]:
     if previous:  # a holder that ended without releasing: killed, or the machine went down
         warn(f"run dir {run_dir}: taking over the lock of {_holder(previous)}, which is no "
              "longer running")
-    me = {"pid": os.getpid(), "host": socket.gethostname(),
+    me = {"pid": os.getpid(), "host": host_name(),
           "started": time.strftime("%Y-%m-%d %H:%M:%S %Z")}
     os.ftruncate(fd, 0)
     os.pwrite(fd, json.dumps(me).encode(), 0)

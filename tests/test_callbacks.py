@@ -24,7 +24,8 @@ from vaegan.train import build_callbacks
 LATENT = ["latent/mu_mean", "latent/mu_std", "latent/logvar_mean", "latent/logvar_min",
           "latent/logvar_max", "latent/var_mean", "latent/clamp_frac", "latent/total_dims"]
 TERMS = ["rec", "perceptual", "kl", "adv"]
-GRAD = ["encoder", "decoder", "mu", "logvar", "encoder_share", "share"]
+GRAD = ["encoder", "decoder", "mu", "logvar", "encoder_share", "share",
+        "kl_push", "kl_push_mu", "kl_push_var", "kl_push_sgd"]
 
 
 # recon ``sum`` and a tiny adaptive clamp, so the clamp counter has something to count
@@ -62,6 +63,15 @@ def test_gradient_norms_per_term_and_adversarial_only_after_gan_start(diag_run):
         for what in GRAD:
             assert sorted(column(rows, f"grad/{term}/{what}")) == [0, 3, 6, 9], (term, what)
     assert sorted(column(rows, "grad/adv/encoder")) == [6, 9]
+    assert sorted(column(rows, "grad/adv/kl_push")) == [6, 9]
+    # plain β·KL only ever pulls KL down; the parts of every push add up to it
+    assert all(v <= 0 for v in column(rows, "grad/kl/kl_push_sgd").values())
+    assert all(v <= 0 for v in column(rows, "grad/kl/kl_push").values())
+    for term in TERMS:
+        push, mu, var = (column(rows, f"grad/{term}/{name}")
+                         for name in ("kl_push", "kl_push_mu", "kl_push_var"))
+        for step, value in push.items():
+            assert mu[step] + var[step] == pytest.approx(value, rel=1e-4, abs=1e-9)
     assert all(v == 0 for v in column(rows, "grad/kl/decoder").values())  # KL skips the decoder
     for step in (6, 9):
         shares = [column(rows, f"grad/{t}/share")[step] for t in TERMS]

@@ -30,7 +30,6 @@ FLAG_PLATEAU, FLAG_GAN_HEAVY, FLAG_CLAMP, FLAG_FEW_ACTIVE, FLAG_RISING = (
     "few active units",
     "KL still rising",
 )
-GRAD_TERMS = ("rec", "perceptual", "kl", "adv")
 
 
 @dataclass
@@ -475,7 +474,7 @@ def last_step_before(gan_start: float) -> float:
 def grad_means(run: Run, lo: float, hi: float) -> dict[str, tuple[float, float]]:
     """Mean (encoder, decoder) gradient norm per loss term over [lo, hi]."""
     means = {}
-    for term in GRAD_TERMS:
+    for term in metric.GRAD_TERMS:
         encoder = run.get(metric.grad(term, "encoder"))
         decoder = run.get(metric.grad(term, "decoder"))
         if encoder is None or decoder is None:

@@ -13,7 +13,6 @@ from matplotlib.colors import LogNorm
 from matplotlib.figure import Figure
 
 from vaegan.analysis.diagnose import (
-    GRAD_TERMS,
     SMOOTH_FRAC,
     grad_means,
     last_step_before,
@@ -227,7 +226,7 @@ def plot_grad_shares(run: Run, path: Path) -> Path | None:
         else [("whole run", first, last)]
     )
     means = [(label, grad_means(run, lo, hi)) for label, lo, hi in periods]
-    terms = [term for term in GRAD_TERMS if any(term in by_term for _, by_term in means)]
+    terms = [term for term in metric.GRAD_TERMS if any(term in by_term for _, by_term in means)]
     if not terms:
         return None
     fig, (ax_bar, ax_share) = new_figure(1, 2, (13, 4.5))

@@ -20,6 +20,14 @@ def grad(term: str, part: str) -> str:
     return f"{GRAD}{term}/{part}"
 
 
+# the parts grad(term, part) is logged for (callbacks/gradients.py, callbacks/kl_push.py)
+ENCODER, DECODER, SHARE, ENCODER_SHARE = "encoder", "decoder", "share", "encoder_share"
+KL_PUSH, KL_PUSH_MU, KL_PUSH_VAR = "kl_push", "kl_push_mu", "kl_push_var"
+KL_PUSH_SGD = "kl_push_sgd"
+KL_PUSHES = (KL_PUSH, KL_PUSH_MU, KL_PUSH_VAR, KL_PUSH_SGD)
+GRAD_TERMS = ("rec", "perceptual", "kl", "adv")  # the loss terms, as GeneratorTerms.parts names
+
+
 def latent_kl_dim(channel: int) -> str:
     return f"{LATENT_KL_DIM}{channel}"
 

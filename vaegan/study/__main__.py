@@ -16,12 +16,22 @@ from collections.abc import Sequence
 
 from hydra.errors import HydraException
 
-from vaegan.study.config import StudyConfigError, load_study
+from vaegan.study import invocations
+from vaegan.study.config import Study, StudyConfigError, load_study
 from vaegan.study.plan import plan, plan_text, prerequisites
 from vaegan.study.provenance import Clock
 from vaegan.study.regimes import check_arm
 from vaegan.study.report import write_plan_report, write_study_report
-from vaegan.study.runner import run_jobs
+from vaegan.study.runner import Job, JobResult, is_done, run_jobs
+
+
+def other_parts(study: Study, trained: Sequence[Job]) -> list[JobResult]:
+    """The runs of the scale's other parts: judged when finished, missing (and said so) when
+    their part has not been run yet."""
+    this = set(trained)
+    return [JobResult(job, ok=True, seconds=0.0, cached=True) if is_done(job) else
+            JobResult(job, ok=False, seconds=0.0, error="not trained yet (another part)")
+            for job in study.all_jobs() if job not in this]
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -58,7 +68,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     results = run_jobs(jobs, fresh=study.fresh, workers=study.workers, threads=study.threads)
     clock.stop()
     print(clock.text())
-    report = write_study_report(study, results, clock)
+    invocations.record(study, results, clock)
+    report = write_study_report(study, [*results, *other_parts(study, jobs)], clock)
     print(f"report: {report}")
     failed = [r for r in results if not r.ok]
     if failed:

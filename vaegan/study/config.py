@@ -123,6 +123,11 @@ class Study:
     common: tuple[str, ...]  # overrides of every run that are not regime settings
     cost: dict[str, Any]
     raw: dict[str, Any] = field(default_factory=dict)
+    # A scale with `parts` runs in invocations: the seeds of every arm any part runs, and the
+    # arms this invocation trains (the others are judged from their runs on disk).
+    arm_seeds: dict[str, tuple[int, ...]] = field(default_factory=dict)
+    part: str | None = None
+    train_arms: frozenset[str] | None = None  # None: every needed arm
 
     def arm(self, regime: str, role: str) -> Arm | None:
         return self.arms.get(f"{regime}/{role}")
@@ -142,6 +147,10 @@ class Study:
                 needed |= {f"{regime}/{split_ref(ref)[0]}" for ref in refs}
         return [arm for key, arm in self.arms.items() if key in needed]
 
+    def seeds_of(self, arm_key: str) -> tuple[int, ...]:
+        """The seeds an arm runs with (its part's, or the scale's)."""
+        return self.arm_seeds.get(arm_key, self.seeds)
+
     def run_dir(self, arm: Arm, seed: int) -> Path:
         return self.runs_dir / arm.regime / arm.role / f"seed{seed}"
 
@@ -150,9 +159,15 @@ class Study:
         own = [f"{key}={hydra_value(value)}" for key, value in arm.settings.items()]
         return (*self.common, *own, f"seed={seed}", f"run_name=study_{arm.regime}_{arm.role}")
 
-    def jobs(self) -> list[Job]:
+    def all_jobs(self) -> list[Job]:
+        """Every run the selected claims read, in every part."""
         return [Job(arm.key, seed, self.overrides(arm, seed), self.run_dir(arm, seed))
-                for arm in self.needed_arms() for seed in self.seeds]
+                for arm in self.needed_arms() for seed in self.seeds_of(arm.key)]
+
+    def jobs(self) -> list[Job]:
+        """The runs this invocation trains (all of them unless the scale has parts)."""
+        return [job for job in self.all_jobs()
+                if self.train_arms is None or job.arm in self.train_arms]
 
 
 def split_ref(ref: str) -> tuple[str, str]:
@@ -212,6 +227,11 @@ def load_study(overrides: Sequence[str] = ()) -> Study:
     claims = _only(raw, "only", "claim ids", claims)
     regimes = _only(raw, "only_regimes", "regimes", regimes)
     arms = {key: arm for key, arm in arms.items() if arm.regime in regimes}
+    part, arm_seeds, train_arms = _parts(raw, scale, arms)
+    if arm_seeds:  # a scale with parts runs only the arms its parts list
+        arms = {key: arm for key, arm in arms.items() if key in arm_seeds}
+        regimes = {name: regime for name, regime in regimes.items()
+                   if any(arm.regime == name for arm in arms.values())}
     common = tuple(expand(override, names)
                    for override in [*RUN_DEFAULTS, *scale.get("overrides", []),
                                     *raw.get("extra", [])])
@@ -224,9 +244,38 @@ def load_study(overrides: Sequence[str] = ()) -> Study:
         claims=claims, workers=int(scale.get("workers") or 1),
         threads=None if scale.get("threads") is None else int(scale["threads"]),
         names=names, common=common, cost=dict(scale.get("cost") or {}), raw=raw,
+        arm_seeds=arm_seeds, part=part, train_arms=train_arms,
     )
     check(study)
     return study
+
+
+def _parts(raw: Mapping[str, Any], scale: Mapping[str, Any], arms: Mapping[str, Arm]
+           ) -> tuple[str | None, dict[str, tuple[int, ...]], frozenset[str] | None]:
+    """The scale's `parts` (invocations): (the selected part, seeds per arm of every part,
+    the arms the selected part trains). A scale without parts: (None, {}, None)."""
+    parts = scale.get("parts") or {}
+    wanted = raw.get("part")
+    if not parts:
+        if wanted not in (None, "all"):
+            raise StudyConfigError(f"part={wanted}: scale {scale['name']} has no parts;"
+                                   " allowed: part=all (or leave it out)")
+        return None, {}, None
+    if wanted is not None and wanted != "all" and wanted not in parts:
+        raise StudyConfigError(f"part={wanted} is not a part of scale {scale['name']};"
+                               f" allowed: {', '.join(parts)}, all")
+    part = wanted or next(iter(parts))
+    seeds: dict[str, tuple[int, ...]] = {}
+    for name, spec in parts.items():
+        for key in spec["arms"]:
+            if key not in arms:
+                raise StudyConfigError(f"scale.parts.{name}.arms: unknown arm {key!r}; known:"
+                                       f" {', '.join(arms)}")
+            if key in seeds:
+                raise StudyConfigError(f"scale.parts.{name}.arms: {key} is in two parts")
+            seeds[key] = tuple(int(seed) for seed in spec.get("seeds") or scale["seeds"])
+    train = [key for name, spec in parts.items() if part in (name, "all") for key in spec["arms"]]
+    return part, seeds, frozenset(train)
 
 
 def _auto_settings(settings: dict[str, Any]) -> dict[str, Any]:

@@ -57,8 +57,12 @@ class RunTable:
             return run
         return nogan_view(run)
 
+    def seeds(self, regime: str, ref: str) -> tuple[int, ...]:
+        """The seeds the referenced arm ran with."""
+        return self.study.seeds_of(f"{regime}/{split_ref(ref)[0]}")
+
     def runs(self, regime: str, ref: str) -> list[Run]:
-        return [run for seed in self.study.seeds
+        return [run for seed in self.seeds(regime, ref)
                 if (run := self.get(regime, ref, seed)) is not None]
 
     def per_seed(self, regime: str, ref: str, measure: str, args: Mapping[str, Any]
@@ -68,7 +72,7 @@ class RunTable:
         kwargs = {name: self.study.windows[value] if name in WINDOW_PARAMS else value
                   for name, value in args.items()}
         out: dict[int, float | None] = {}
-        for seed in self.study.seeds:
+        for seed in self.seeds(regime, ref):
             run = self.get(regime, ref, seed)
             out[seed] = None if run is None else measure_of(run, **kwargs)
         return out

@@ -67,9 +67,11 @@ def prerequisites(study: Study) -> list[str]:
 def plan_text(study: Study, planned: list[Planned]) -> str:
     """The plan as printed by ``dry_run=true`` (and at the start of every study)."""
     unit = study.cost.get("unit", "s")
-    lines = [f"plan: {len(planned)} runs ({sum(p.control_steps > 0 for p in planned)} with a"
-             f" paired no-GAN branch), {study.steps} steps each, GAN from {study.gan_start},"
-             f" seeds {list(study.seeds)}, {study.workers} at a time x"
+    seeds = sorted({p.job.seed for p in planned})
+    part = "" if study.part is None else f"part {study.part}: "
+    lines = [f"plan: {part}{len(planned)} runs ({sum(p.control_steps > 0 for p in planned)}"
+             f" with a paired no-GAN branch), {study.steps} steps each, GAN from"
+             f" {study.gan_start}, seeds {seeds}, {study.workers} at a time x"
              f" {study.threads or 'default'} thread(s)"]
     by_arm: dict[str, list[Planned]] = {}
     for p in planned:

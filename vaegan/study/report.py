@@ -13,6 +13,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from vaegan.analysis.report import md_table
+from vaegan.study import invocations
 from vaegan.study.config import Study
 from vaegan.study.evaluate import ClaimResult, RunTable, evaluate
 from vaegan.study.plan import makespan, plan
@@ -168,7 +169,8 @@ def provenance_section(study: Study, jobs: Sequence[JobResult], clock: Clock | N
     lines = [
         "## How these numbers came to be", "",
         f"- Command: `python -m vaegan.study scale={study.scale}` (`make study"
-        f"{'' if study.scale == 'small' else ' SCALE=' + study.scale}`).",
+        f"{'' if study.scale == 'small' else ' SCALE=' + study.scale}`)"
+        + (f", part `{study.part}`." if study.part else "."),
         f"- Rules, arms and regimes: `conf/study/study.yaml` at commit `{rules_commit()}`;"
         f" code that trained the runs: `{', '.join(commits) or 'unknown'}`; code that judged"
         f" them: `{code_commit()}`.",
@@ -179,7 +181,8 @@ def provenance_section(study: Study, jobs: Sequence[JobResult], clock: Clock | N
         f" {study.workers} workers.",
     ]
     if clock is not None:
-        lines.append(f"- Measured: {clock.text()}.")
+        lines.append(f"- Measured (this invocation): {clock.text()}.")
+    lines += invocations.lines(study.out_dir)
     lines += ["- Claims: docs/claims.md (C, F: why KL rises; G, P, W: why it flattens under a"
               f" GAN). Each test is one number per seed and a {study.confidence:.0%} t-interval"
               " over seeds (ratios on a log scale); it decides only when the whole interval lies"

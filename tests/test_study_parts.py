@@ -1,0 +1,88 @@
+"""A scale in parts (`long`): each invocation trains its part's arms, judges every part's
+finished runs, and the invocation log keeps each part's clock for the report."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from vaegan.study import invocations
+from vaegan.study.__main__ import other_parts
+from vaegan.study.config import StudyConfigError, load_study
+from vaegan.study.evaluate import RunTable
+from vaegan.study.plan import plan
+from vaegan.study.provenance import Clock
+from vaegan.study.runner import DONE_FILE, JobResult
+
+
+def long_study(tmp_path: Path, *overrides: str):
+    return load_study(["scale=long", f"runs_dir={tmp_path}/runs", f"out_dir={tmp_path}/out",
+                       *overrides])
+
+
+def test_each_part_trains_its_arms_with_its_seeds(tmp_path):
+    paired = long_study(tmp_path)
+    assert paired.part == "paired"
+    assert {(job.arm, job.seed) for job in paired.jobs()} == {
+        ("ldm/base", seed) for seed in range(5)}
+    contrasts = long_study(tmp_path, "part=contrasts")
+    assert {job.arm for job in contrasts.jobs()} == {"ldm/heavy", "mean/base"}
+    assert {job.seed for job in contrasts.jobs()} == {0, 1, 2}
+    everything = long_study(tmp_path, "part=all")
+    assert len(everything.jobs()) == 5 + 3 * 3 == len(paired.all_jobs())
+    # only the arms some part runs exist at this scale; the others' claims are "not run"
+    assert set(paired.arms) == {"ldm/base", "ldm/heavy", "mean/base", "ldm/clamp10"}
+    assert paired.seeds_of("ldm/base") == (0, 1, 2, 3, 4)
+    assert paired.seeds_of("ldm/clamp10") == (0, 1, 2)
+    assert all(p.job.arm == "ldm/base" for p in plan(paired))
+
+
+@pytest.mark.parametrize("override, message", [
+    ("part=nope", "part=nope is not a part of scale long; allowed: paired, contrasts, clamp, all"),
+])
+def test_an_unknown_part_is_one_line(tmp_path, override, message):
+    with pytest.raises(StudyConfigError, match=message):
+        long_study(tmp_path, override)
+
+
+def test_a_part_on_a_scale_without_parts_is_refused():
+    with pytest.raises(StudyConfigError, match="scale small has no parts"):
+        load_study(["part=paired"])
+
+
+def test_the_table_reads_each_arm_at_its_own_seeds(tmp_path):
+    study = long_study(tmp_path)
+    asked = []
+    table = RunTable(study, load=lambda regime, role, seed: asked.append((role, seed)))
+    table.per_seed("ldm", "heavy", "mean", {"metric": "train/kl", "window": "final"})
+    table.per_seed("ldm", "base@nogan", "mean", {"metric": "train/kl", "window": "final"})
+    assert asked == [("heavy", s) for s in range(3)] + [("base", s) for s in range(5)]
+
+
+def test_other_parts_are_kept_when_finished_and_missing_otherwise(tmp_path):
+    study = long_study(tmp_path, "part=contrasts")
+    paired = long_study(tmp_path).jobs()
+    done = paired[0]
+    done.run_dir.mkdir(parents=True)
+    (done.run_dir / DONE_FILE).write_text(json.dumps({"overrides": list(done.overrides)}))
+    results = {r.job: r for r in other_parts(study, study.jobs())}
+    assert results[done].ok and results[done].cached
+    missing = [r for job, r in results.items() if job.arm == "ldm/base" and job != done]
+    assert len(missing) == 4 and not any(r.ok for r in missing)
+    assert all("not trained yet" in r.error for r in missing)
+    assert not any(job.arm in ("ldm/heavy", "mean/base") for job in results)
+
+
+def test_the_invocation_log_keeps_every_training_invocation(tmp_path):
+    study = long_study(tmp_path)
+    job = study.jobs()[0]
+    clock = Clock(every_s=3600).stop()
+    invocations.record(study, [JobResult(job, True, 600.0, 590.0)], clock)
+    invocations.record(study, [JobResult(job, True, 0.0, cached=True)], clock)  # a re-judge
+    log = invocations.load(study.out_dir)
+    assert len(log) == 1 and log[0]["part"] == "paired"
+    assert log[0]["runs"][str(job.run_dir)] == {"wall_s": 600.0, "cpu_s": 590.0, "ok": True}
+    lines = invocations.lines(study.out_dir)
+    assert len(lines) == 1 and "part `paired`" in lines[0] and "min wall" in lines[0]

@@ -25,6 +25,8 @@ PANELS = (
     (metric.TRAIN_BETA, "β"),
     (metric.TRAIN_REC, "reconstruction"),
     (metric.TRAIN_G_ADV, "generator adversarial term"),
+    (metric.grad("rec", metric.KL_PUSH), "KL push of the reconstruction (> 0: up)"),
+    (metric.grad("adv", metric.KL_PUSH), "KL push of the adversarial term (> 0: up)"),
 )
 
 
@@ -66,7 +68,7 @@ def run_labels(runs: Sequence[Run]) -> list[str]:
 
 
 def plot_compare(runs: Sequence[Run], labels: Sequence[str], path: Path) -> Path:
-    fig, axes = new_figure(2, 2, (12, 8))
+    fig, axes = new_figure(3, 2, (12, 11))
     for ax, (name, title) in zip(axes, PANELS, strict=True):
         ys = []
         for i, (run, label) in enumerate(zip(runs, labels, strict=True)):
@@ -110,6 +112,8 @@ def _row(run: Run, label: str, diagnosis: Diagnosis) -> list[str]:
         fmt(evidence.get("kl_rel_slope_after_gan")),
         fmt(last[metric.VAL_PSNR]),
         fmt(last[metric.VAL_LPIPS]),
+        " / ".join(fmt(evidence.get(f"kl_push_median_{term}_after_gan"))
+                   for term in ("rec", "perceptual", "adv")),
         diagnosis.headline,
         diagnosis.gan_effect.verdict if diagnosis.gan_effect is not None else "-",
     ]
@@ -142,6 +146,7 @@ def compare_runs(
         "relative",
         "final val PSNR",
         "final val LPIPS",
+        "KL push after gan_start (median): rec / LPIPS / adv",
         "verdict",
         "GAN effect (paired no-GAN control)",
     ]
@@ -152,7 +157,9 @@ def compare_runs(
         f"# Comparison of {len(runs)} runs\n\n![compare](compare.png)\n\n"
         + md_table(header, rows)
         + "\n\nThe relative slope is the KL change over the"
-        " window after gan_start as a fraction of the KL level at gan_start.\n"
+        " window after gan_start as a fraction of the KL level at gan_start. The KL push is"
+        " each term's first-order change of KL along its Adam step (nats per unit lr, median"
+        " of the measurements from gan_start to the end; > 0 pushes KL up).\n"
         + "".join(f"\n- skipped {p}: {why}" for p, why in skipped)
     )
     return Comparison(runs, labels, diagnoses, figure, table, skipped)

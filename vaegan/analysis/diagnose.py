@@ -13,6 +13,7 @@ from typing import Any
 import numpy as np
 
 from vaegan.analysis.paired import GanEffect, gan_effect
+from vaegan.analysis.push import push_means, push_sentence
 from vaegan.analysis.runs import Run, Series, nonfinite_note
 from vaegan.analysis.trends import SMOOTH_FRAC, fit_slope, level, rel_change, smooth
 from vaegan.core import metric_names as metric
@@ -242,7 +243,33 @@ def diagnose(run: Run, thresholds: DiagnosisThresholds | None = None) -> Diagnos
     if window is not None:
         _gan_plateau(case, *window)
         _gan_overweighted(case, window[0])
+    _kl_push(case, window)
     return case.diagnosis
+
+
+def _kl_push(case: _Case, window: tuple[float, float] | None) -> None:
+    """Which term pushed KL which way (``grad/<term>/kl_push``): before and after gan_start,
+    or over the last window of a run without a GAN phase."""
+    if window is None:
+        start = case.last_step - case.limits.last_window_frac * case.span
+        stretches = [("last", start, case.last_step, "Over the last stretch of the run")]
+    else:
+        gan_start, width = window
+        stretches = [("before_gan", gan_start - width, last_step_before(gan_start),
+                      "Before gan_start"),
+                     ("after_gan", gan_start, case.last_step, "After gan_start")]
+    for tag, lo, hi, label in stretches:
+        pushes = push_means(case.run, lo, hi)
+        if not pushes:
+            continue
+        for term, push in pushes.items():
+            case.record(f"kl_push_{term}_{tag}", push.total)
+            case.record(f"kl_push_median_{term}_{tag}", push.median)
+            case.record(f"kl_push_up_frac_{term}_{tag}", push.up)
+            case.record(f"kl_push_mu_{term}_{tag}", push.mu)
+            case.record(f"kl_push_var_{term}_{tag}", push.var)
+        case.explain(push_sentence(f"{label} (KL push: nats per unit lr along each term's"
+                                   " Adam step)", pushes))
 
 
 def _latent_evidence(case: _Case) -> None:

@@ -81,7 +81,10 @@ def plot_kl_curves(run: Run, path: Path) -> Path | None:
     (what the optimizer trades off), reconstruction, and the adversarial game."""
     if run.get(metric.TRAIN_KL) is None:
         return None
-    fig, (ax_kl, ax_terms, ax_rec, ax_adv) = new_figure(4, 1, (9, 12))
+    pushes = [metric.grad(term, metric.KL_PUSH) for term in metric.GRAD_TERMS]
+    has_push = any(run.get(name) is not None for name in pushes)
+    fig, axes = new_figure(5 if has_push else 4, 1, (9, 15 if has_push else 12))
+    ax_kl, ax_terms, ax_rec, ax_adv = axes[:4]
     kl_names = [metric.TRAIN_KL, metric.TRAIN_KL_MU, metric.TRAIN_KL_VAR]
     panel(ax_kl, run, kl_names, "KL (nats/sample): total, μ² part, variance part")
     draw_control(ax_kl, run, kl_names[:1])
@@ -107,9 +110,24 @@ def plot_kl_curves(run: Run, path: Path) -> Path | None:
                         metric.TRAIN_NLL], "reconstruction")
     panel(ax_adv, run, [metric.TRAIN_G_ADV, metric.TRAIN_D_LOSS, metric.TRAIN_ADV_WEIGHT],
           "adversarial", log=False)
-    ax_adv.set_xlabel(run.x_name)
+    if has_push:
+        ax_push = axes[4]
+        panel(ax_push, run, pushes, "KL push: first-order change of KL along each term's Adam"
+              " step (nats per unit lr; > 0 pushes KL up)", log=False)
+        ax_push.set_yscale("symlog", linthresh=push_linthresh(run, pushes))
+        ax_push.axhline(0, color="black", lw=0.6)
+    axes[-1].set_xlabel(run.x_name)
     fig.suptitle(f"{run.name}: KL and loss terms")
     return save(fig, path)
+
+
+def push_linthresh(run: Run, names: Sequence[str]) -> float:
+    """The symlog axis' linear range: a thousandth of the largest push, so both signs and
+    terms orders of magnitude apart stay readable."""
+    peaks = [float(np.abs(series.y).max()) for name in names
+             if (series := run.get(name)) is not None and len(series)]
+    peak = max(peaks, default=0.0)
+    return peak * 1e-3 if peak > 0 else 1.0
 
 
 def draw_control(ax: Axes, run: Run, names: Sequence[str]) -> None:

@@ -86,3 +86,14 @@ def test_the_invocation_log_keeps_every_training_invocation(tmp_path):
     assert log[0]["runs"][str(job.run_dir)] == {"wall_s": 600.0, "cpu_s": 590.0, "ok": True}
     lines = invocations.lines(study.out_dir)
     assert len(lines) == 1 and "part `paired`" in lines[0] and "min wall" in lines[0]
+
+
+def test_each_scale_rewrites_only_its_own_summary(tmp_path):
+    from vaegan.study.report import summary_markers, update_readme
+
+    page = tmp_path / "study.md"
+    small, long = summary_markers("small"), summary_markers("long")
+    page.write_text(f"a\n{small[0]}\nold small\n{small[1]}\nb\n{long[0]}\nold long\n{long[1]}\n")
+    update_readme(page, "new long", "long")
+    text = page.read_text()
+    assert "old small" in text and "new long" in text and "old long" not in text

@@ -97,3 +97,11 @@ def test_each_scale_rewrites_only_its_own_summary(tmp_path):
     update_readme(page, "new long", "long")
     text = page.read_text()
     assert "old small" in text and "new long" in text and "old long" not in text
+
+
+def test_more_workers_than_cores_share_them():
+    from vaegan.study.plan import makespan
+
+    assert makespan([100.0] * 3, 2, cores=2) == 200.0   # two rounds
+    assert makespan([100.0] * 3, 3, cores=2) == 150.0   # three at 2/3 of a core each
+    assert makespan([100.0] * 3, 3, cores=4) == 100.0

@@ -8,6 +8,7 @@ config), then packs the runs onto `workers` longest first, as the runner starts 
 from __future__ import annotations
 
 import heapq
+import os
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -42,12 +43,14 @@ def plan(study: Study) -> list[Planned]:
     return sorted(out, key=lambda planned: -planned.cost_s)
 
 
-def makespan(costs: list[float], workers: int) -> float:
-    """Wall time of running `costs` in order on `workers` slots (each takes the next free one)."""
+def makespan(costs: list[float], workers: int, cores: int | None = None) -> float:
+    """Wall time of running `costs` in order on `workers` slots (each takes the next free one).
+    More single-thread workers than ``cores`` share them: each slot runs that much slower."""
     slots = [0.0] * max(1, workers)
     for cost in costs:
         heapq.heappush(slots, heapq.heappop(slots) + cost)
-    return max(slots)
+    cores = cores or os.cpu_count() or workers
+    return max(slots) * max(1.0, workers / cores)
 
 
 def prerequisites(study: Study) -> list[str]:

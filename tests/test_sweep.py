@@ -82,6 +82,18 @@ def test_slurm_launcher_renders_the_sbatch_the_config_asks_for(tmp_path, monkeyp
         assert f"#SBATCH {line}\n" in sbatch, (line, sbatch)
 
 
+@pytest.mark.parametrize(
+    ("trainer", "gpus"),
+    [(("trainer=cpu",), 0), (("trainer=ddp_sim",), 0), (("trainer=ddp", "trainer.devices=4"), 4)],
+)
+def test_slurm_launcher_asks_for_gpus_only_when_training_on_them(tmp_path, trainer, gpus):
+    """On CPU trainer.devices counts processes: asking SLURM for that many GPUs made sbatch
+    refuse every job on a node without GPUs ("Invalid generic resource specification")."""
+    launcher = compose_config(tmp_path, "hydra/launcher=slurm", *trainer).hydra.launcher
+    assert launcher.gpus_per_node == gpus
+    assert launcher.tasks_per_node == compose_config(tmp_path, *trainer).trainer.devices
+
+
 def test_local_launcher_composes():
     cfg = compose_config(Path("unused"), "hydra/launcher=local")
     launcher = OmegaConf.to_container(cfg.hydra.launcher, resolve=False)

@@ -28,6 +28,7 @@ from vaegan.app.redact import redact_argv, redact_config, redact_overrides
 from vaegan.app.rundir import claim, ensure_space, ensure_writable, run_dir_lock
 from vaegan.app.sweep import record_job
 from vaegan.cluster.requeue import exit_if_stopped, stopped_by
+from vaegan.cluster.slurm import gpus_per_node  # noqa: F401  the launcher's resolver
 from vaegan.core.module import VAEGAN
 from vaegan.core.schedules import BetaSchedule, GanSchedule
 from vaegan.data.health import skipped_images

@@ -12,6 +12,7 @@ so a requeued run resumes exactly (``ckpt_path=last``).
 from __future__ import annotations
 
 import logging
+from typing import Any
 
 from lightning.fabric.plugins.environments import (
     ClusterEnvironment,
@@ -21,6 +22,7 @@ from lightning.fabric.plugins.environments import (
     SLURMEnvironment,
     TorchElasticEnvironment,
 )
+from omegaconf import OmegaConf
 
 log = logging.getLogger("vaegan")
 
@@ -35,3 +37,14 @@ def cluster_environment() -> ClusterEnvironment:
         if env_type.detect():
             return env_type()
     return LightningEnvironment()
+
+
+def gpus_per_node(accelerator: str, devices: Any) -> Any:
+    """What a SLURM job asks per node (``--gpus-per-node``): the trainer's devices, but none
+    when it trains on CPU, where ``devices`` counts processes and a GPU request would make
+    sbatch refuse the job on a cluster without GPUs ("Invalid generic resource")."""
+    return 0 if str(accelerator) == "cpu" else devices
+
+
+# conf/hydra/launcher/slurm.yaml: gpus_per_node: ${vaegan.gpus_per_node:...}
+OmegaConf.register_new_resolver("vaegan.gpus_per_node", gpus_per_node, replace=True)

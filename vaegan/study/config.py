@@ -387,6 +387,7 @@ def _claim(claim_id: str, spec: Mapping[str, Any], shared_gates: Mapping[str, An
                 refuted=Condition.parse(test["refuted"]) if "refuted" in test else None,
                 gates=tuple(_gate(gate, shared_gates, f"{where}.gates[{gate_index}]")
                             for gate_index, gate in enumerate(test.get("gates") or [])),
+                resolution=None if test.get("resolution") is None else float(test["resolution"]),
             ))
         except (KeyError, ValueError) as err:
             if isinstance(err, StudyConfigError):
@@ -407,6 +408,9 @@ def check(study: Study) -> None:
         if name in study.windows and study.windows[name][edge] != gan_start_frac:
             raise StudyConfigError(f"windows.{name} must {'end' if edge else 'start'} at"
                                    f" gan_start_frac={gan_start_frac}")
+    if "gan_phase" in study.windows and study.windows["gan_phase"][0] <= gan_start_frac:
+        raise StudyConfigError(f"windows.gan_phase={list(study.windows['gan_phase'])} must start"
+                               f" after gan_start_frac={gan_start_frac} (the GAN phase proper)")
     roles = {arm.role for arm in study.arms.values()} | set(study.raw["arms"])
     for claim in study.claims.values():
         if not any(test.decisive for test in claim.tests):

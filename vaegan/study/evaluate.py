@@ -10,7 +10,15 @@ from vaegan.analysis.runs import Run, RunDirError, load_run
 from vaegan.study.config import NOGAN, Claim, Study, split_ref
 from vaegan.study.measures import MEASURES, WINDOW_PARAMS
 from vaegan.study.pairs import nogan_view
-from vaegan.study.rules import NOT_RUN, Test, TestResult, claim_verdict, judge
+from vaegan.study.rules import (
+    NOT_RUN,
+    Test,
+    TestResult,
+    claim_marginal,
+    claim_verdict,
+    judge,
+    shown,
+)
 from vaegan.study.stats import Interval
 
 Loader = Callable[[str, str, int], Run | None]  # (regime, role, seed) -> the arm's run
@@ -22,6 +30,12 @@ class ClaimResult:
     regime: str
     tests: list[tuple[Test, TestResult]]
     verdict: str
+    marginal: bool = False  # the verdict rests on tests decided by less than the resolution
+    horizon: float | None = None  # the study's `horizon` measure in this regime, seed mean
+
+    @property
+    def shown(self) -> str:
+        return shown(self.verdict, self.marginal)
 
 
 class RunTable:
@@ -78,6 +92,22 @@ class RunTable:
         return out
 
 
+def resolution(study: Study) -> float:
+    """The study's resolution: a verdict decided by less is marginal (0: never)."""
+    return float(study.raw.get("resolution") or 0.0)
+
+
+def horizon(study: Study, table: RunTable, regime: str) -> float | None:
+    """The study's `horizon` measure (KL's before-GAN change of the base arm) in `regime`,
+    mean over the seeds that have it; None without the arm or the spec."""
+    spec = study.raw.get("horizon")
+    if not spec or study.arm(regime, split_ref(spec["arm"])[0]) is None:
+        return None
+    values = table.per_seed(regime, spec["arm"], spec["measure"], spec.get("args") or {})
+    found = [value for value in values.values() if value is not None]
+    return sum(found) / len(found) if found else None
+
+
 def judge_claim(study: Study, table: RunTable, claim: Claim, regime: str) -> ClaimResult:
     """A claim's tests and verdict in one regime (tests on arms it lacks: not run)."""
     tests = []
@@ -91,8 +121,11 @@ def judge_claim(study: Study, table: RunTable, claim: Claim, regime: str) -> Cla
         def per_seed(ref: str, measure: str, args: Mapping[str, Any]):
             return table.per_seed(regime, ref, measure, args)
 
-        tests.append((test, judge(per_seed, test, study.confidence)))
-    return ClaimResult(claim, regime, tests, claim_verdict([result.verdict for _, result in tests]))
+        tests.append((test, judge(per_seed, test, study.confidence, resolution(study))))
+    verdict = claim_verdict([result.verdict for _, result in tests])
+    decisive = [(result.verdict, result.marginal) for test, result in tests if test.decisive]
+    return ClaimResult(claim, regime, tests, verdict, claim_marginal(verdict, decisive),
+                       horizon(study, table, regime))
 
 
 def evaluate(study: Study, table: RunTable) -> list[ClaimResult]:

@@ -14,6 +14,7 @@ import numpy as np
 
 from vaegan.analysis.diagnose import diagnose, grad_means, rel_change
 from vaegan.analysis.runs import Run
+from vaegan.core import metric_names
 
 Window = tuple[float, float]  # fractions of the run's steps, half-open: [0.9, 1.0)
 MIN_POINTS = 3  # a slope needs this many logged points in its window
@@ -54,6 +55,13 @@ def minimum(run: Run, metric: str, window: Window) -> float | None:
     return None if values is None else float(values.min())
 
 
+def exp_mean(run: Run, metric: str, window: Window) -> float | None:
+    """exp of the window mean of a log-scale metric: from `latent/logvar_mean` the geometric
+    mean of σ², the typical σ² (an arithmetic mean of σ² is ruled by its few largest)."""
+    value = mean(run, metric, window)
+    return None if value is None else float(np.exp(value))
+
+
 def count_frac(run: Run, metric: str) -> float | None:
     """A running count's last value per GAN step (e.g. adaptive-weight clamp hits)."""
     series, gan_start = run.get(metric), run.gan_start
@@ -78,6 +86,18 @@ def change(run: Run, metric: str, window: Window) -> float | None:
     if series is None:
         return None
     return rel_change(series, *bounds(run, window), MIN_POINTS)
+
+
+def slowdown(run: Run, metric: str, window: Window, over: Window, floor: float
+             ) -> float | None:
+    """|change over `window`| / max(the change `over`'s pace would give over `window`,
+    `floor`): below 1 when the metric moved less over `window` than at its earlier pace, or
+    less than `floor` (a metric that was already flat). "Is a plateau forming?"."""
+    now, before = change(run, metric, window), change(run, metric, over)
+    if now is None or before is None:
+        return None
+    at_earlier_pace = abs(before) * (window[1] - window[0]) / (over[1] - over[0])
+    return abs(now) / max(at_earlier_pace, floor)
 
 
 def per_dim(run: Run, metric: str, window: Window) -> float | None:
@@ -114,6 +134,32 @@ def encoder_share_of(run: Run, term: str, window: Window) -> float | None:
     return means[term][0] / total
 
 
+def push(run: Run, term: str, window: Window, part: str = "kl_push") -> float | None:
+    """Window mean of `term`'s KL push (`grad/<term>/<part>`): nats of KL per unit lr that an
+    Adam step along that weighted term alone would add (positive: the term pushes KL up)."""
+    return mean(run, metric_names.grad(term, part), window)
+
+
+def push_sum(run: Run, terms: Sequence[str] | str, window: Window, part: str = "kl_push"
+             ) -> float | None:
+    """The `terms`' pushes added up (pushes are linear in the loss: the sum is the push of
+    those terms together); None unless every term was logged."""
+    pushes = [push(run, term, window, part) for term in _terms(terms)]
+    return None if any(p is None for p in pushes) else float(sum(pushes))
+
+
+def push_share(run: Run, term: str, against: Sequence[str] | str, window: Window,
+               part: str = "kl_push") -> float | None:
+    """`term`'s push over Σ |push| of the `against` terms (a ratio of window sums), signed:
+    -0.5 = the term pulls KL down half as hard as the others together push it."""
+    own = push(run, term, window, part)
+    others = [push(run, other, window, part) for other in _terms(against)]
+    if own is None or any(p is None for p in others):
+        return None
+    scale = sum(abs(p) for p in others)
+    return own / scale if scale > 0 else None
+
+
 def verdict_is(run: Run, verdict: str) -> float | None:
     """1.0 when `vaegan-diagnose` (default thresholds) gives this verdict, else 0.0."""
     return float(diagnose(run).verdict == verdict)
@@ -125,14 +171,19 @@ def _terms(terms: Sequence[str] | str) -> list[str]:
 
 MEASURES: dict[str, Callable[..., float | None]] = {
     "mean": mean,
+    "exp_mean": exp_mean,
     "min": minimum,
     "count_frac": count_frac,
     "ratio": ratio,
     "change": change,
+    "slowdown": slowdown,
     "per_dim": per_dim,
     "part_of_rise": part_of_rise,
     "encoder_share": encoder_share,
     "encoder_share_of": encoder_share_of,
+    "push": push,
+    "push_sum": push_sum,
+    "push_share": push_share,
     "verdict_is": verdict_is,
 }
 WINDOW_PARAMS = ("window", "over")  # parameters that name a window of the study config

@@ -32,12 +32,17 @@ from vaegan.study.rules import (
 from vaegan.study.runner import JobResult, done_marker
 
 REPORT_FILE = "REPORT.md"
-SUMMARY_START, SUMMARY_END = "<!-- study-summary:start -->", "<!-- study-summary:end -->"
-# P2, G2 (paired KL difference) and G3 together answer the question behind the claims
-# (docs/claims.md): is the plateau the GAN's doing?
-QUESTION = (("P2", 0, "KL's change after gan_start, GAN branch"),
+def summary_markers(scale: str) -> tuple[str, str]:
+    """Where a scale's summary table sits in its ``readme`` (each scale has its own markers,
+    so the small and the long study's summaries stand side by side)."""
+    tag = "study-summary" if scale == "small" else f"study-summary-{scale}"
+    return f"<!-- {tag}:start -->", f"<!-- {tag}:end -->"
+# P2, G3 and G2 (paired KL difference and level) together answer the question behind the
+# claims (docs/claims.md): is the plateau the GAN's doing? (claim, test index, label)
+QUESTION = (("P2", 0, "KL's change over the GAN phase, GAN branch"),
             ("G3", 0, "the same steps, no-GAN branch"),
-            ("G2", 1, "paired difference, GAN − no-GAN"))
+            ("G2", 2, "paired difference of the changes, GAN − no-GAN"),
+            ("G2", 3, "paired level at the end, GAN / no-GAN"))
 
 
 def _num(x: float) -> str:
@@ -73,9 +78,14 @@ def subject(test: Test) -> str:
 
 def plain_words(res: ClaimResult, study: Study) -> str:
     """The verdict in a sentence, saying so plainly when the claim fails at this scale."""
-    where = f"at this scale ({study.scale}: {study.steps} steps, {len(study.seeds)} seeds)"
+    where = (f"at this scale ({study.scale}: {study.steps} steps, GAN from {study.gan_start},"
+             f" {len(study.seeds)} seeds)")
     decisive = [(test, result) for test, result in res.tests
                 if result.verdict not in (REPORTED, NOT_RUN)]
+    if res.marginal:
+        close = [test.what for test, result in decisive if result.marginal]
+        return (f"**Marginal** {where}: {res.verdict}, but decided by less than the resolution"
+                f" ({study.raw.get('resolution')}, relative) on: " + "; ".join(close) + ".")
     if res.verdict == SUPPORTED:
         return f"Supported {where}: every decisive test's interval lies in its supporting band."
     if res.verdict == NOT_SUPPORTED:
@@ -88,18 +98,35 @@ def plain_words(res: ClaimResult, study: Study) -> str:
     return f"Inconclusive {where}; undecided: " + "; ".join(open_) + "."
 
 
+def horizon_text(study: Study, results: Sequence[ClaimResult]) -> str:
+    """The horizon a verdict belongs to: scale, steps, gan_start and, per regime, how much
+    KL was still moving before the GAN (e.g. ``small: 800 steps, GAN from 400; KL's change
+    before gan_start: ldm +0.265, mean +0.0531``)."""
+    moving = {}
+    for res in results:
+        if res.horizon is not None:
+            moving.setdefault(res.regime, res.horizon)
+    text = f"{study.scale}: {study.steps} steps, GAN from {study.gan_start}"
+    if moving:
+        text += "; KL's change before gan_start: " + ", ".join(
+            f"{regime} {value:+.3g}" for regime, value in moving.items())
+    return text
+
+
 def summary_table(study: Study, results: Sequence[ClaimResult]) -> str:
-    """Claim × regime verdicts."""
+    """Claim × regime verdicts, each row with the horizon that produced it."""
     by_claim: dict[str, dict[str, ClaimResult]] = {}
     for res in results:
         by_claim.setdefault(res.claim.id, {})[res.regime] = res
+    horizon = horizon_text(study, results)
     rows = []
     for cid, per in by_claim.items():
-        cells = [f"**{per[regime].verdict}**" if regime in per else ""
+        cells = [f"**{per[regime].shown}**" if regime in per else ""
                  for regime in study.regimes]
-        rows.append([cid, *cells, next(iter(per.values())).claim.text])
-    return md_table(["claim", *[f"{regime} regime" for regime in study.regimes], "claim (short)"],
-                    rows)
+        rows.append([cid, *cells, horizon, next(iter(per.values())).claim.text])
+    head = [f"claim ({study.scale}, {study.steps} steps, GAN from {study.gan_start})",
+            *[f"{regime} regime" for regime in study.regimes], "horizon", "claim (short)"]
+    return md_table(head, rows)
 
 
 def question_section(study: Study, results: Sequence[ClaimResult]) -> list[str]:
@@ -114,26 +141,28 @@ def question_section(study: Study, results: Sequence[ClaimResult]) -> list[str]:
             test, result = res.tests[i]
             why = f" ({result.missing})" if result.verdict == INCONCLUSIVE and result.values else ""
             rows.append([regime, f"{cid}: {what}", test_numbers(result), rule_text(test),
-                         result.verdict + why])
+                         result.shown + why])
     if not rows:
         return []
     return ["## The question: is the plateau the GAN's doing?", "",
-            "KL's relative change over the after-gan_start window (window "
-            f"{study.windows.get('after_gan')} of the run), in the GAN branch, in its no-GAN"
-            " branch forked at gan_start (same seed, same batches), and their paired"
-            " difference. The GAN flattens KL if the branch keeps moving and the difference is"
-            " clear; KL flattens on its own if both are flat.", "",
+            "KL's relative change over the GAN phase (window"
+            f" {study.windows.get('gan_phase')} of the run; {horizon_text(study, results)}),"
+            " in the GAN branch, in its no-GAN branch forked at gan_start (same seed, same"
+            " batches), their paired difference, and the paired ratio of their final levels."
+            " The GAN flattens KL if the branch keeps moving and the difference is clear; KL"
+            " flattens on its own if both are flat; a GAN that knocks KL down once shows in"
+            " the level.", "",
             md_table(["regime", "what", "per seed → mean [CI]", "rule", "result"], rows), ""]
 
 
 def claim_section(res: ClaimResult, study: Study, plot: Path | None) -> list[str]:
     regime = study.regimes[res.regime]
-    lines = [f"### {res.claim.id} in the {regime.name} regime: **{res.verdict}**", "",
+    lines = [f"### {res.claim.id} in the {regime.name} regime: **{res.shown}**", "",
              plain_words(res, study), ""]
     if plot is not None:
         lines += [f"![{res.claim.id} {res.regime}](plots/{plot.name})", ""]
     rows = [[test.what, subject(test), test_numbers(result), rule_text(test), gate_text(result),
-             result.verdict]
+             result.shown]
             for test, result in res.tests if result.verdict != NOT_RUN]
     if rows:
         lines += [md_table(["test", "arms", "per seed → mean [CI]", "rule", "gates", "result"],
@@ -239,8 +268,9 @@ def results_json(claims: Sequence[ClaimResult]) -> dict:
     out: dict = {}
     for res in claims:
         out.setdefault(res.claim.id, {})[res.regime] = {
-            "verdict": res.verdict,
-            "tests": [{"what": test.what, "verdict": result.verdict, "values": result.values,
+            "verdict": res.verdict, "marginal": res.marginal, "horizon": res.horizon,
+            "tests": [{"what": test.what, "verdict": result.verdict,
+                       "marginal": result.marginal, "values": result.values,
                        "mean": result.interval.mean, "lo": result.interval.lo,
                        "hi": result.interval.hi,
                        "missing": result.missing,
@@ -249,17 +279,18 @@ def results_json(claims: Sequence[ClaimResult]) -> dict:
     return out
 
 
-def update_readme(readme: Path, summary: str) -> None:
-    """Replace the summary between the study markers of ``readme`` (the scale config's
-    ``readme``: docs/study.md), if it has them."""
+def update_readme(readme: Path, summary: str, scale: str = "small") -> None:
+    """Replace the summary between the scale's study markers of ``readme`` (the scale
+    config's ``readme``: docs/study.md), if it has them."""
     if not readme.is_file():
         return
     text = readme.read_text()
-    if SUMMARY_START not in text or SUMMARY_END not in text:
+    start, end = summary_markers(scale)
+    if start not in text or end not in text:
         return
-    head, rest = text.split(SUMMARY_START, 1)
-    _, tail = rest.split(SUMMARY_END, 1)
-    readme.write_text(f"{head}{SUMMARY_START}\n{summary}\n{SUMMARY_END}{tail}")
+    head, rest = text.split(start, 1)
+    _, tail = rest.split(end, 1)
+    readme.write_text(f"{head}{start}\n{summary}\n{end}{tail}")
 
 
 def rules_section(study: Study) -> list[str]:
@@ -313,5 +344,5 @@ def write_study_report(study: Study, jobs: Sequence[JobResult], clock: Clock | N
     (out / "results.json").write_text(json.dumps(results_json(claims), indent=2))
     readme = study.raw["scale"].get("readme")
     if readme and study.out_dir == Path(study.raw["scale"]["out_dir"]):  # the committed report
-        update_readme(Path(readme), summary_table(study, claims))
+        update_readme(Path(readme), summary_table(study, claims), study.scale)
     return report

@@ -4,7 +4,9 @@ A rule decides only when the whole interval over seeds lies in its supporting or
 band, so noise between seeds (or a single seed) yields "inconclusive" rather than a coin-flip.
 Every decisive rule has both bands, disjoint, so data can land on either side; and gates,
 preconditions checked on every seed, that make the rule meaningful: an unmet gate gives
-"inconclusive (gate: ...)", never a refutation.
+"inconclusive (gate: ...)", never a refutation. A verdict whose deciding interval bound lies
+within the study's *resolution* of its threshold is shown as "marginal (supported)": the
+line, not the data, decided it.
 """
 
 from __future__ import annotations
@@ -67,6 +69,19 @@ class Condition:
             return self.a < interval.lo and interval.hi < self.b
         return interval.hi < self.a or interval.lo > self.b
 
+    def margin(self, interval: Interval, log: bool = False) -> float:
+        """How far inside this band the interval's deciding bound lies, relative to the
+        threshold it passed: |bound − threshold| / |threshold| (a threshold at 0: absolute),
+        or |log(bound / threshold)| on a log scale. Only meaningful when `holds`."""
+        lo, hi = interval.lo, interval.hi
+        if self.kind == ">":
+            return _distance(lo, self.a, log)
+        if self.kind == "<":
+            return _distance(hi, self.a, log)
+        if self.kind == "within":
+            return min(_distance(lo, self.a, log), _distance(hi, self.b, log))
+        return _distance(hi, self.a, log) if hi < self.a else _distance(lo, self.b, log)
+
     def _edges(self) -> list[float]:
         return [self.a] if math.isnan(self.b) else [self.a, self.b]
 
@@ -80,6 +95,18 @@ class Condition:
 
     def __str__(self) -> str:
         return f"{self.kind} {self.a:g}" + ("" if math.isnan(self.b) else f" {self.b:g}")
+
+
+def _distance(bound: float, threshold: float, log: bool) -> float:
+    if log and bound > 0 and threshold > 0:
+        return abs(math.log(bound / threshold))
+    return abs(bound - threshold) / (abs(threshold) or 1.0)
+
+
+def shown(verdict: str, marginal: bool) -> str:
+    """The verdict as printed: ``marginal (supported)`` when a margin below the resolution
+    decided it."""
+    return f"marginal ({verdict})" if marginal else verdict
 
 
 @dataclass(frozen=True)
@@ -125,6 +152,7 @@ class Test:
     supported: Condition | None = None
     refuted: Condition | None = None
     gates: tuple[Gate, ...] = ()
+    resolution: float | None = None  # this test's own resolution (None: the study's)
 
     @property
     def decisive(self) -> bool:
@@ -177,6 +205,22 @@ def decide(interval: Interval, supported: Condition | None, refuted: Condition |
     return INCONCLUSIVE
 
 
+def is_marginal(verdict: str, interval: Interval, test: Test, resolution: float) -> bool:
+    """Whether the band that decided `verdict` held by less than `resolution`."""
+    band = {SUPPORTED: test.supported, NOT_SUPPORTED: test.refuted}.get(verdict)
+    return band is not None and band.margin(interval, test.log) < resolution
+
+
+def claim_marginal(verdict: str, results: Sequence[tuple[str, bool]]) -> bool:
+    """Whether a claim's verdict rests on marginal tests (``results``: (verdict, marginal)
+    per test): supported with any supporting test marginal, or refuted only marginally."""
+    if verdict == SUPPORTED:
+        return any(marginal for v, marginal in results if v == SUPPORTED)
+    if verdict == NOT_SUPPORTED:
+        return all(marginal for v, marginal in results if v == NOT_SUPPORTED)
+    return False
+
+
 def claim_verdict(verdicts: Sequence[str]) -> str:
     """All decisive tests supported → supported; any refuted → not supported; else inconclusive
     (a regime that ran none of the decisive tests: not run)."""
@@ -199,13 +243,21 @@ class TestResult:
     verdict: str
     missing: str = ""
     gates: tuple[GateResult, ...] = ()
+    marginal: bool = False  # decided by less than the resolution
+
+    @property
+    def shown(self) -> str:
+        return shown(self.verdict, self.marginal)
 
 
 PerSeed = Callable[[str, str, Mapping[str, Any]], dict[int, float | None]]
 
 
-def judge(per_seed: PerSeed, test: Test, confidence: float) -> TestResult:
-    """Evaluate one test; ``per_seed(arm, measure, args)`` gives a measure for every seed."""
+def judge(per_seed: PerSeed, test: Test, confidence: float, resolution: float = 0.0
+          ) -> TestResult:
+    """Evaluate one test; ``per_seed(arm, measure, args)`` gives a measure for every seed;
+    ``resolution``: the study's (a test's own overrides it), below which a verdict is
+    marginal."""
     arm_values = per_seed(test.arm, test.measure, test.args)
     vs_values = per_seed(test.vs or test.arm, test.measure, {**test.args, **test.vs_args}) \
         if test.op != "value" else {}
@@ -226,4 +278,6 @@ def judge(per_seed: PerSeed, test: Test, confidence: float) -> TestResult:
     if unmet and verdict != REPORTED:
         verdict = INCONCLUSIVE
         missing = "gate: " + "; ".join(result.gate.what for result in unmet)
-    return TestResult(values, interval, verdict, missing, gates)
+    own = test.resolution if test.resolution is not None else resolution
+    marginal = is_marginal(verdict, interval, test, own)
+    return TestResult(values, interval, verdict, missing, gates, marginal)

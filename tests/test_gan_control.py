@@ -161,3 +161,56 @@ def test_wandb_gets_the_pair_as_two_runs_of_one_group(tmp_path):
     assert gan["run"].run_group == control["run"].run_group == f"quickstart-{run_dir.name}"
     assert control["run"].display_name == gan["run"].display_name + " [no-GAN control]"
     assert "train/kl" in control["history"] and gan["run"].run_id != control["run"].run_id
+
+
+@pytest.mark.slow
+def test_overwrite_replaces_the_whole_pair_and_both_branches_record_one_fork(
+    tmp_path, monkeypatch, capsys
+):
+    """``overwrite`` kept the old ``control/``: the new GAN branch was paired with it."""
+    from tests.helpers.run import train_main
+
+    pair = ("steps=3", "gan_start=1", "gan_control=true", "loss.objective.perceptual_weight=0")
+    assert train_main(monkeypatch, capsys, tmp_path, *pair)[0] == 0
+    (tmp_path / "notes.txt").write_text("mine")
+    code, _, err = train_main(monkeypatch, capsys, tmp_path, *pair, "seed=1",
+                              "on_existing_run=overwrite")
+    assert code == 0, err
+    assert "deleting checkpoints/, csv/, run_info.json, control/" in err, err
+    assert "keeping notes.txt" in err, err
+    assert yaml_seed(tmp_path / "control") == 1  # the control was trained again, from the fork
+    gan = json.loads((tmp_path / "run_info.json").read_text())
+    control = json.loads((tmp_path / "control" / "run_info.json").read_text())
+    assert gan["fork_id"] and gan["fork_id"] == control["fork_id"]
+
+
+def yaml_seed(run_dir: Path) -> int:
+    from omegaconf import OmegaConf
+
+    return int(OmegaConf.load(run_dir / ".hydra" / "config.yaml").seed)
+
+
+@pytest.mark.slow
+def test_stop_in_the_control_names_its_step_and_the_finished_pair_is_completed(
+    tmp_path, monkeypatch, capsys
+):
+    """The stop named the GAN branch's last step and checkpoint; after the resume finished
+    both branches the job's run_info.json still said "stopped"."""
+    from tests.helpers.run import train_main
+
+    pair = ("steps=4", "gan_start=1", "gan_control=true", "ckpt_path=last",
+            "loss.objective.perceptual_weight=0")
+    stop = ("+callbacks.stop._target_=tests.helpers.probes.SignalAt",
+            "+callbacks.stop.gen_step=2", "+callbacks.stop.name=SIGTERM",
+            "+callbacks.stop.run_dir_name=control")
+    code, _, err = train_main(monkeypatch, capsys, tmp_path, *pair, *stop)
+    assert code == 143, err
+    step = torch.load(tmp_path / "control" / "checkpoints" / "last.ckpt",
+                      weights_only=True)["vaegan"]["gen_step"]
+    assert step < 4
+    last = tmp_path / "control" / "checkpoints" / "last.ckpt"
+    assert f"stopped by SIGTERM after generator step {step}: {last}" in err, err
+    assert json.loads((tmp_path / "run_info.json").read_text())["status"] == "stopped"
+    code, _, err = train_main(monkeypatch, capsys, tmp_path, *pair)
+    assert code == 0, err
+    assert json.loads((tmp_path / "run_info.json").read_text())["status"] == "completed"

@@ -27,6 +27,7 @@ from vaegan.analysis.paired import (
     GAN_FLATTENED,
     NO_CONTROL,
     PAIR_INCONCLUSIVE,
+    PAIR_MISMATCHED,
 )
 from vaegan.analysis.runs import find_runs
 
@@ -128,3 +129,21 @@ def test_report_without_a_control_says_no_causal_claim(tmp_path):
     run_dir = branch(tmp_path, FLAT)
     write_report(run_dir)
     assert NO_CONTROL in (run_dir / "diagnosis.md").read_text()
+
+
+def _record_fork(run_dir: Path, fork: str) -> None:
+    path = run_dir / "run_info.json"
+    info = json.loads(path.read_text()) if path.is_file() else {}
+    path.write_text(json.dumps({**info, "fork_id": fork}))
+
+
+def test_a_control_forked_from_another_run_is_refused(tmp_path):
+    """An old control/ left beside a new GAN branch was diagnosed as if it were its control."""
+    run_dir = pair(tmp_path, FLAT, RISE)
+    _record_fork(run_dir, "aaaa")
+    _record_fork(run_dir / "control", "aaaa")
+    assert diagnose(load_run(run_dir)).gan_effect.verdict == GAN_FLATTENED  # its own control
+    _record_fork(run_dir / "control", "bbbb")
+    effect = diagnose(load_run(run_dir)).gan_effect
+    assert effect.verdict == PAIR_MISMATCHED and not effect.rows
+    assert "forked from checkpoint bbbb, this run's fork is aaaa" in effect.explanation[0]

@@ -21,7 +21,7 @@ from omegaconf import DictConfig, open_dict
 
 from vaegan.app.checkpoint_io import AtomicCheckpointIO, check_resumable
 from vaegan.app.config import validate
-from vaegan.app.control import ForkCheckpoint, fork_path, run_pair
+from vaegan.app.control import CONTROL, ForkCheckpoint, fork_id, fork_path, run_pair
 from vaegan.app.errors import config_errors, one_line_errors
 from vaegan.app.layout import CSV_DIR, RunLayout
 from vaegan.app.redact import redact_argv, redact_config, redact_overrides
@@ -104,6 +104,9 @@ def write_run_info(cfg: DictConfig, run_dir: Path) -> None:
     if cfg.get("branch"):  # one branch of a gan_control pair (vaegan/app/control.py)
         info["branch"] = str(cfg.branch)
         info["fork_step"] = int(cfg.gan_start)
+        pair_root = run_dir.parent if cfg.branch == CONTROL else run_dir
+        if (fork := fork_id(pair_root)) is not None:  # the control's fork, the GAN's on resume
+            info["fork_id"] = fork
     RunLayout(run_dir).run_info.write_text(json.dumps(info, indent=2))
 
 

@@ -21,6 +21,7 @@ GAN_FLATTENED = "the GAN flattened KL (the control keeps rising)"
 FLATTENS_ANYWAY = "KL flattens without the GAN too"
 PAIR_INCONCLUSIVE = "inconclusive"
 NO_CONTROL = "no causal claim: no no-GAN control (train with gan_control=true)"
+PAIR_MISMATCHED = "refused: the control was not forked from this run"
 
 # Compared after the fork; train rows pair by step, val rows by validation step.
 PAIRED = (
@@ -77,6 +78,26 @@ def paired_row(name: str, gan: Series, control: Series, lo: float, hi: float) ->
     return PairedRow(name, lo, hi, float(gan.y.mean()), control_mean, diff, ci95, rel, pairs)
 
 
+def mismatched_fork(run: Run) -> str | None:
+    """Why ``run.control`` is not this run's control, or None when it is (or neither branch
+    recorded its fork: pairs written before ``fork_id``).
+
+    Both branches record the hash of the fork checkpoint (``fork_id`` in run_info.json); a
+    control left over by an earlier run in the same dir holds another one, or none.
+    """
+    assert run.control is not None
+    ours, theirs = run.info.get("fork_id"), run.control.info.get("fork_id")
+    if ours == theirs:
+        return None
+    unknown = "(not recorded)"
+    return (
+        f"The no-GAN branch {run.control.path} was forked from checkpoint {theirs or unknown}, "
+        f"this run's fork is {ours or unknown}: it is another run's "
+        "control, so no paired comparison is made. Train the pair again (gan_control=true; "
+        "on_existing_run=overwrite replaces both branches)."
+    )
+
+
 def gan_effect(
     run: Run,
     *,
@@ -113,6 +134,8 @@ def gan_effect(
                 "gan_start, and the diagnosis compares the two."
             ],
         )
+    if (why := mismatched_fork(run)) is not None:
+        return GanEffect(PAIR_MISMATCHED, [why])
     end = min(float(kl.x[-1]), float(control_kl.x[-1]))
     mid = fork + (end - fork) / 2
     effect = GanEffect(PAIR_INCONCLUSIVE)

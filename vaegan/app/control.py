@@ -22,6 +22,7 @@ rank 0 trains.
 from __future__ import annotations
 
 import copy
+import hashlib
 import json
 import logging
 from collections.abc import Callable
@@ -43,12 +44,43 @@ from vaegan.loggers.wandb import finish_wandb
 log = logging.getLogger("vaegan")
 
 GAN, CONTROL = "gan", "control"  # values of the `branch` key
+STOPPED = ("stopped", "requeued")  # run_info.json statuses of a job a signal ended
 _WANDB_TARGET = "vaegan.loggers.wandb.make_wandb_logger"
 
 
 def fork_path(run_dir: Path) -> Path:
     """RUN_DIR/checkpoints/gan_start.ckpt: where the branches fork."""
     return RunLayout(run_dir).fork_ckpt
+
+
+def fork_id(run_dir: Path) -> str | None:
+    """The SHA-256 (first 16 hex digits) of the pair's fork checkpoint; None before it exists.
+
+    Both branches record it in run_info.json, so the diagnosis can tell a control forked from
+    this GAN run from one left over by another run (``vaegan.analysis.paired``).
+    """
+    path = fork_path(run_dir)
+    if not path.is_file():
+        return None
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()[:16]
+
+
+def record_fork_id(run_dir: Path, fork: str | None) -> None:
+    """Merge ``fork_id`` into RUN_DIR/run_info.json (the GAN branch wrote it before the fork)."""
+    path = RunLayout(run_dir).run_info
+    if fork is None or not path.is_file():
+        return
+    info = json.loads(path.read_text())
+    if info.get("fork_id") == fork:  # a finished pair's re-run touches nothing
+        return
+    info["fork_id"] = fork
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text(json.dumps(info, indent=2))
+    tmp.replace(path)
 
 
 class ForkCheckpoint(L.Callback):
@@ -164,6 +196,7 @@ def run_pair(
         run_dir = Path(result["run_dir"])  # on_existing_run=sibling may have moved it
         finish_wandb()  # the control is a wandb run of its own
     fork = fork_path(run_dir)
+    record_fork_id(run_dir, fork_id(run_dir))
     if not fork.is_file():
         raise ConfigError(
             f"gan_control=true: {fork} is missing, so the no-GAN branch has nowhere to start; "
@@ -180,6 +213,8 @@ def run_pair(
     if control["gen_step"] < steps:  # the job's status is the unfinished branch's
         if (status := _status(control_dir)) is not None:
             mark_run(run_dir, status)
-        if control.get("stopped_by"):
-            result = {**result, "stopped_by": control["stopped_by"]}
+    elif _status(run_dir) in STOPPED:  # both done: no longer the earlier stop's status
+        mark_run(run_dir, "completed")
+    # a stop in the control is reported by exit_if_stopped from result["control"], with the
+    # control's own step and checkpoint
     return {**result, "control": control}

@@ -28,9 +28,10 @@ HYDRA_CONFIG = "config.yaml"  # Hydra's composed config, in HYDRA_DIR
 HYDRA_OVERRIDES = "overrides.yaml"  # the command line's overrides, in HYDRA_DIR
 HYDRA_SETTINGS = "hydra.yaml"  # Hydra's own config (run dir, choices), in HYDRA_DIR
 # What a previous run leaves that a new run must not mix with (on_existing_run=overwrite
-# removes these).
+# removes these; CONTROL_DIR too: a pair is overwritten whole, or a new GAN branch is paired
+# with the old control).
 RUN_OUTPUTS = (CHECKPOINTS, CSV_DIR, IMAGES, PLOTS, RUN_INFO, FAILED, DIAGNOSIS,
-               DIAGNOSIS_JSON, "wandb", "tensorboard")
+               DIAGNOSIS_JSON, CONTROL_DIR, "wandb", "tensorboard")
 
 
 class RunDirError(ValueError, OSError):

@@ -280,13 +280,34 @@ def sibling_dir(run_dir: Path) -> Path:
     return candidate
 
 
+def run_outputs(run_dir: Path) -> list[Path]:
+    """The previous run's outputs in ``run_dir``: what ``on_existing_run=overwrite`` deletes."""
+    return [run_dir / name for name in RUN_OUTPUTS
+            if (run_dir / name).exists() or (run_dir / name).is_symlink()]
+
+
+def _listing(paths: list[Path], root: Path) -> str:
+    names = [f"{p.relative_to(root)}{'/' if p.is_dir() and not p.is_symlink() else ''}"
+             for p in paths]
+    return ", ".join(names) or "nothing"
+
+
+def overwrite_note(run_dir: Path) -> str:
+    """What overwrite deletes and what it keeps, by name (the user may keep files there)."""
+    doomed = run_outputs(run_dir)
+    ours = {*doomed, run_dir / ".hydra", run_dir / LOCK_FILE}
+    kept = sorted(p for p in run_dir.iterdir() if p not in ours) if run_dir.is_dir() else []
+    note = f"deleting {_listing(doomed, run_dir)}"
+    return note + (f"; keeping {_listing(kept, run_dir)}" if kept else "")
+
+
 def clear_run(run_dir: Path) -> None:
-    """Delete a previous run's outputs (``on_existing_run=overwrite``); .hydra/ is Hydra's."""
-    for name in RUN_OUTPUTS:
-        path = run_dir / name
+    """Delete a previous run's outputs (``on_existing_run=overwrite``; a pair's ``control/``
+    too); .hydra/ is Hydra's."""
+    for path in run_outputs(run_dir):
         if path.is_dir() and not path.is_symlink():
             shutil.rmtree(path)
-        elif path.exists() or path.is_symlink():
+        else:
             path.unlink()
 
 
@@ -311,13 +332,14 @@ def resolve_existing(
         warn(f"run dir {run_dir} holds {found}: this run goes to {new} (on_existing_run=sibling)")
         return new, False
     if on_existing == "overwrite":
-        warn(f"run dir {run_dir} holds {found}: deleting it (on_existing_run=overwrite)")
+        warn(f"run dir {run_dir} holds {found}: {overwrite_note(run_dir)} "
+             "(on_existing_run=overwrite)")
         return run_dir, True
     raise RunDirError(
         f"the run dir {run_dir} already holds {found}; a new run there would mix two histories. "
         "Resume it with ckpt_path=last, or set on_existing_run=sibling (a new dir "
-        f"{sibling_dir(run_dir).name} beside it) or on_existing_run=overwrite (delete its "
-        "results), or pick another dir with hydra.run.dir=..."
+        f"{sibling_dir(run_dir).name} beside it) or on_existing_run=overwrite ("
+        f"{overwrite_note(run_dir)}), or pick another dir with hydra.run.dir=..."
     )
 
 

@@ -151,3 +151,34 @@ def test_data_root_is_a_path_not_a_shell_command(tmp_path, monkeypatch, root):
             "data.num_workers=0",
         )
     assert not (tmp_path / "pwned").exists()
+
+
+@pytest.mark.parametrize(("override", "redacted"), [
+    ("+headers={Authorization: SECRETx1}", "+headers={Authorization: ***}"),
+    ("+h={Authorization: Bearer SECRETx1, accept: json}", "+h={Authorization: ***, accept: json}"),
+    ("+svc={auth: {user: u, pw: SECRETx1}, port: 1}", "+svc={auth: ***, port: 1}"),
+    ("+h={'api_key': 'SECRETx1', n: 2}", "+h={'api_key': ***, n: 2}"),
+    ("+hooks=[{name: a, token: SECRETx1}]", "+hooks=[{name: a, token: ***}]"),
+    ("+auth={user: u, pw: SECRETx1}", "+auth=***"),
+])
+def test_secret_keys_inside_dict_valued_overrides_are_redacted(override, redacted):
+    """Only ``name=value`` was redacted: a secret key inside ``{…}`` was written in clear."""
+    assert redact_overrides([override]) == [redacted]
+
+
+def test_dict_valued_override_with_a_secret_never_lands_in_the_run_dir(
+    tmp_path, monkeypatch, capsys
+):
+    """config.yaml had ``***``; overrides.yaml, hydra.yaml, run_info.json and the command
+    line wandb records had the secret."""
+    from vaegan.loggers.hydra_names import run_label
+
+    code, _, err = train_main(monkeypatch, capsys, tmp_path, "steps=1",
+                              f"+headers={{Authorization: Bearer {FAKE_SECRET}, accept: json}}")
+    assert code == 0, err
+    leaks = [str(p.relative_to(tmp_path)) for p in tmp_path.rglob("*")
+             if p.is_file() and FAKE_SECRET.encode() in p.read_bytes()]
+    assert not leaks, leaks
+    assert "Authorization: ***, accept: json" in (tmp_path / ".hydra/overrides.yaml").read_text()
+    assert FAKE_SECRET not in " ".join(sys.argv)  # wandb records the command line
+    assert FAKE_SECRET not in (run_label() or "")  # the wandb run name

@@ -29,9 +29,12 @@ SECRET_WORDS = (
 )
 _SECRET_WORDS = "|".join(SECRET_WORDS)
 SECRET_NAME = re.compile(_SECRET_WORDS, re.IGNORECASE)
-# `name=value` inside a string: a Hydra override, or Hydra's comma-joined override_dirname.
-_ASSIGNMENT = re.compile(
-    rf"(?P<name>[\w.+~/-]*(?:{_SECRET_WORDS})[\w.-]*)=(?P<value>[^,\s]+)",
+# Where a secret value starts inside a string: `name=` (a Hydra override, or Hydra's
+# comma-joined override_dirname), or `name:` as a key of a flow mapping (a dict-valued
+# override, `+headers={Authorization: …}`), at any depth.
+_SECRET_START = re.compile(
+    rf"(?P<assign>[\w.+~/-]*(?:{_SECRET_WORDS})[\w.-]*=)"
+    rf"|(?<=[{{,])(?P<key>\s*(?P<q>[\"']?)[\w.-]*(?:{_SECRET_WORDS})[\w.-]*(?P=q)\s*:\s*)",
     re.IGNORECASE,
 )
 MIN_SECRET_LEN = 6  # shorter env values ("1", "true") would redact ordinary text
@@ -48,11 +51,47 @@ def secret_env_values(environ: Mapping[str, str] | None = None) -> list[str]:
     return sorted(values, key=len, reverse=True)
 
 
+def _value_end(text: str, start: int, space_ends: bool) -> int:
+    """Where the value starting at ``start`` ends: at a comma or a closing bracket outside
+    brackets and quotes (a nested ``{…}`` or ``[…]`` is part of it), or at a newline, or
+    (``space_ends``: an override's value) at whitespace."""
+    depth, quote, i = 0, None, start
+    while i < len(text):
+        c = text[i]
+        if quote:
+            quote = None if c == quote else quote
+        elif c in "\"'":
+            quote = c
+        elif c in "{[":
+            depth += 1
+        elif c in "}]":
+            if depth == 0:
+                break
+            depth -= 1
+        elif c == "\n" or (depth == 0 and (c == "," or (space_ends and c.isspace()))):
+            break
+        i += 1
+    return i
+
+
+def _redact_assignments(text: str) -> str:
+    """Every value after a secret ``name=`` or a secret mapping key, whole (nested too)."""
+    out, pos = [], 0
+    while (match := _SECRET_START.search(text, pos)) is not None:
+        start = match.end()  # past the name: each match moves on
+        end = _value_end(text, start, space_ends=match["assign"] is not None)
+        out += [text[pos:start], REDACTED if end > start else ""]
+        pos = end
+    out.append(text[pos:])
+    return "".join(out)
+
+
 def redact_text(text: str, values: list[str] | None = None) -> str:
-    """``name=value`` pairs with secret names, and secret env values, replaced by ``***``."""
+    """Secret env values, the values of ``name=value`` pairs with secret names, and the values
+    of secret keys inside ``{…}`` (a dict-valued override), replaced by ``***``."""
     for value in secret_env_values() if values is None else values:
         text = text.replace(value, REDACTED)
-    return _ASSIGNMENT.sub(lambda m: f"{m['name']}={REDACTED}", text)
+    return _redact_assignments(text)
 
 
 def redact_tree(node: Any, values: list[str] | None = None, secret: bool = False) -> Any:

@@ -5,7 +5,7 @@ BIN     := $(VENV)/bin
 STAMP   := $(VENV)/.installed
 ARGS    ?=
 
-.PHONY: install train test test-fast lint bench bench-gpu study clean
+.PHONY: install train test test-fast test-slurm lint bench bench-gpu study clean
 
 install: $(STAMP)
 
@@ -28,6 +28,16 @@ test: install
 # bench): the quick check while editing. `make test` (what CI runs) runs them all.
 test-fast: install
 	$(BIN)/pytest -q -m "not slow" $(ARGS)
+
+# The tests marked slurm (sweep, sbatch, DDP through srun, pre-emption and requeue) against a
+# one-node SLURM cluster on this machine: scripts/slurm/local_cluster.sh installs slurm-wlm and
+# munge if missing (root), starts it, and it is stopped again whatever the tests did. A slurm
+# test that skips fails the target (VAEGAN_REQUIRE_SLURM=1). A few minutes on 2 CPU cores.
+test-slurm: install
+	scripts/slurm/local_cluster.sh start
+	eval "$$(scripts/slurm/local_cluster.sh env)"; \
+	VAEGAN_REQUIRE_SLURM=1 $(BIN)/pytest -q -rs -m slurm $(ARGS); status=$$?; \
+	scripts/slurm/local_cluster.sh stop; exit $$status
 
 lint: install
 	$(BIN)/ruff check vaegan tests

@@ -17,6 +17,7 @@ from pathlib import Path
 import pytest
 from hydra.core.override_parser.overrides_parser import OverridesParser
 
+from tests.helpers.ddp import DIGEST, assert_one_ddp_run
 from tests.helpers.faults import nan_injection
 from tests.helpers.metrics import column, read_metrics
 from tests.helpers.run import compose_config
@@ -29,7 +30,7 @@ DDP = (
     "trainer=ddp_sim",
     "gan_start=2",  # the discriminator trains from step 2: both players' unused parameters
     "loss.objective.perceptual_weight=0",  # speed; LPIPS has no trainable parameters
-    "+callbacks.digest._target_=tests.helpers.probes.WeightDigest",
+    DIGEST,
 )
 
 
@@ -40,24 +41,6 @@ def vaegan_train(cwd: Path, *args: str, returncode: int = 0) -> subprocess.Compl
     )
     assert proc.returncode == returncode, proc.stdout[-2000:] + proc.stderr[-4000:]
     return proc
-
-
-def assert_one_ddp_run(run_dir: Path, steps: int) -> None:
-    """Both ranks trained in this dir to the same weights; one set of logs."""
-    ranks = {p.name: p.read_text().split() for p in sorted(run_dir.glob("weights_rank*"))}
-    assert sorted(ranks) == ["weights_rank0", "weights_rank1"], ranks
-    (step0, weights0, shard0), (step1, weights1, shard1) = ranks.values()
-    assert step0 == step1 == str(steps) and weights0 == weights1, ranks  # bit-identical
-    assert (shard0, shard1) == ("0/2", "1/2"), ranks  # each rank its half of the data
-    assert (run_dir / "train_ddp_process_1.log").is_file()  # rank 1 ran *here*
-    assert [p.relative_to(run_dir) for p in run_dir.rglob("metrics.csv")] == [
-        Path("csv/metrics.csv")
-    ]
-    assert [p.name for p in run_dir.rglob(".hydra")] == [".hydra"]
-    rows = read_metrics(run_dir)
-    train_steps = [int(float(r["gen_step"])) for r in rows if r.get("train/loss")]
-    assert sorted(train_steps) == list(range(steps)), train_steps  # rank 0's rows only
-    assert max(column(rows, "train/d_loss")) >= 2  # the GAN was on
 
 
 @pytest.mark.parametrize("checkpointing", ["none", "blocks"])  # recompute under DDP's hooks

@@ -16,12 +16,10 @@ import pytest
 import torch
 
 from tests.helpers.metrics import column, read_metrics
-from tests.helpers.resume import COMMON, N
+from tests.helpers.resume import COMMON, N, assert_same_run, final_state
 from tests.helpers.run import train_tiny
 
 pytestmark = pytest.mark.slow  # every test trains two or three runs and compares them
-
-CURVES = ("train/loss", "train/kl", "train/rec", "train/d_loss", "train/beta", "train/adv_weight")
 
 
 @pytest.fixture(scope="module")
@@ -29,27 +27,6 @@ def straight(tmp_path_factory) -> Path:
     run_dir = tmp_path_factory.mktemp("straight")
     assert train_tiny(run_dir, *COMMON, f"steps={2 * N}")["gen_step"] == 2 * N
     return run_dir
-
-
-def final_state(run_dir: Path) -> dict[str, torch.Tensor]:
-    ckpt = torch.load(run_dir / "checkpoints" / "last.ckpt", map_location="cpu", weights_only=True)
-    return ckpt["state_dict"]
-
-
-def assert_same_run(reference: Path, parts: list[Path]) -> None:
-    """Same curves per generator step and the same final weights (float tolerance)."""
-    ref = read_metrics(reference)
-    rows = [read_metrics(p) for p in parts]
-    for name in CURVES:
-        expected = column(ref, name)
-        got = {k: v for r in rows for k, v in column(r, name).items()}
-        assert len(expected) >= 2 * N - 2 and set(got) == set(expected), name
-        for step, value in expected.items():
-            assert abs(got[step] - value) <= 1e-6 * abs(value), (name, step, got[step], value)
-    a, b = final_state(reference), final_state(parts[-1])
-    assert a.keys() == b.keys()
-    for key in a:
-        torch.testing.assert_close(b[key], a[key], rtol=1e-5, atol=1e-7, msg=key)
 
 
 def test_resume_reproduces_the_uninterrupted_run(straight, tmp_path):

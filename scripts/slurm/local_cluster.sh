@@ -11,7 +11,9 @@
 # /etc is touched, so clients need SLURM_CONF=$STATE/slurm.conf (what `env` prints). One node
 # with this machine's CPUs, no cgroups (proctrack/linuxproc, task/none), requeue allowed.
 # The daemons inherit the caller's niceness, and the jobs inherit slurmd's: `nice -n 19 ... start`
-# runs the whole cluster on spare CPU. Needs root (slurmd starts jobs as their users).
+# runs the whole cluster on spare CPU. KillWait (SIGTERM to SIGKILL) is 120 s, not the usual 30:
+# a pre-empted run finishes its step and checkpoints in that time, which at nice 19 on busy
+# cores can take longer than 30 s. Needs root (slurmd starts jobs as their users).
 set -euo pipefail
 
 STATE=${VAEGAN_SLURM_STATE:-/tmp/vaegan-slurm}
@@ -98,7 +100,7 @@ SelectType=select/cons_tres
 SelectTypeParameters=CR_CPU
 ReturnToService=2
 JobRequeue=1
-KillWait=30
+KillWait=120
 MinJobAge=600
 NodeName=$NODE NodeAddr=127.0.0.1 CPUs=$(nproc) RealMemory=$mem_mb State=UNKNOWN
 PartitionName=local Nodes=$NODE Default=YES MaxTime=INFINITE State=UP

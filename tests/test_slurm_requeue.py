@@ -3,14 +3,14 @@
 Three one-task jobs of `scripts/slurm/train.sbatch` with the exact-resume settings
 (tests/helpers/resume.py) start together: one runs straight through, the other two pause after
 generator step N - 1 (``PauseAt``: it only waits) until they are pre-empted, by
-`scontrol requeue` (SIGTERM, back to the queue) or by SLURM's pre-timeout signal (the
-template's `--signal=USR1@120`: the run checkpoints and requeues itself). For the latter the
-test moves the job's time limit to ~90 s ahead, so that the signal comes at SLURM's next
-time-limit check instead of in an hour. Each requeued job runs again under the same job id,
-resumes from the checkpoint the signal wrote (`ckpt_path=last`, same run dir), and must end
-with the straight run's curves at every step and its final weights. SLURM holds a requeued
-job for 120 s (BeginTime); the tests release it at once. Skipped without a cluster
-(`make test-slurm` starts one).
+`scontrol requeue` (SIGTERM, back to the queue) or by SLURM's pre-timeout signal
+(`--signal=USR1@600`, the template's `USR1@120` with more room: the run checkpoints and
+requeues itself). For the latter the test moves the job's time limit to ~10 minutes ahead, so
+that the signal comes at SLURM's next time-limit check instead of in an hour. Each requeued
+job runs again under the same job id, resumes from the checkpoint the signal wrote
+(`ckpt_path=last`, same run dir), and must end with the straight run's curves at every step
+and its final weights. SLURM holds a requeued job for 120 s (BeginTime); the tests release it
+at once. Skipped without a cluster (`make test-slurm` starts one).
 """
 
 from __future__ import annotations
@@ -46,6 +46,9 @@ RUN = (
     "trainer.accelerator=cpu", "debug=tiny", *COMMON, f"steps={2 * N}",
     "callbacks.checkpoint.every_n_gen_steps=100",  # no periodic save: the signal's only
 )
+# SIGUSR1 this long before the limit: the step, the checkpoint and the requeue fit in it even
+# on busy cores (the template's 120 s is the same signal; SLURM may send it up to 60 s early)
+SIGNAL_S = 600
 PAUSE = ("+callbacks.pause._target_=tests.helpers.probes.PauseAt",
          f"+callbacks.pause.gen_step={N - 1}", f"+callbacks.pause.seconds={2 * TIMEOUT_S}")
 
@@ -59,7 +62,7 @@ def jobs(tmp_path_factory) -> Iterator[dict[str, tuple[str, Path]]]:
     for name in ("signalled", "requeued", "straight"):  # 2 CPUs: the straight one waits
         extra = PAUSE if name != "straight" else ()
         job = sbatch(root, f"--job-name={name}", "--ntasks-per-node=1", *CPU_JOB, "--time=60",
-                     str(SBATCH), *RUN, *extra, env=env)
+                     f"--signal=USR1@{SIGNAL_S}", str(SBATCH), *RUN, *extra, env=env)
         out[name] = job, root / "outputs" / "slurm" / f"{name}-{job}"
     yield out
     cancel(*(job for job, _ in out.values()))
@@ -102,7 +105,7 @@ def test_scontrol_requeue_checkpoints_and_the_requeued_job_resumes_exactly(jobs)
 def test_pre_timeout_signal_checkpoints_requeues_and_resumes_exactly(jobs):
     job, run_dir = jobs["signalled"]
     wait_for_file(run_dir / "paused", job)
-    bring_time_limit_near(job)  # SLURM sends USR1 at its next check: 120 s are left
+    bring_time_limit_near(job, SIGNAL_S + 30)  # SLURM sends USR1 at its next check
     info = wait_for(job, until=lambda info: info["JobState"] == "PENDING")
     assert info["JobState"] == "PENDING", info  # the run requeued its job
     set_time_limit(job, 60)  # and the requeued job has its hour again

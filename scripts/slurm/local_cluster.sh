@@ -11,9 +11,9 @@
 # /etc is touched, so clients need SLURM_CONF=$STATE/slurm.conf (what `env` prints). One node
 # with this machine's CPUs, no cgroups (proctrack/linuxproc, task/none), requeue allowed.
 # The daemons inherit the caller's niceness, and the jobs inherit slurmd's: `nice -n 19 ... start`
-# runs the whole cluster on spare CPU. KillWait (SIGTERM to SIGKILL) is 120 s, not the usual 30:
+# runs the whole cluster on spare CPU. KillWait (SIGTERM to SIGKILL) is 300 s, not the usual 30:
 # a pre-empted run finishes its step and checkpoints in that time, which at nice 19 on busy
-# cores can take longer than 30 s. Needs root (slurmd starts jobs as their users).
+# cores took minutes. Needs root (slurmd starts jobs as their users).
 set -euo pipefail
 
 STATE=${VAEGAN_SLURM_STATE:-/tmp/vaegan-slurm}
@@ -56,9 +56,17 @@ install_packages() {
         || die "cannot start: ${missing[*]} missing and no root apt-get to install ${PACKAGES[*]}"
     note "installing ${PACKAGES[*]} (apt-get)"
     export DEBIAN_FRONTEND=noninteractive
+    # The packages' scripts would start system-wide munged/slurmd (daemons this script did not
+    # start and would not stop): policy-rc.d forbids service starts during the install.
+    local policy=/usr/sbin/policy-rc.d log="${TMPDIR:-/tmp}/vaegan-slurm-apt.log" ok=1
+    local own_policy=0
+    if [[ ! -e $policy ]]; then
+        printf '#!/bin/sh\nexit 101\n' >"$policy" && chmod 755 "$policy" && own_policy=1
+    fi
     { apt-get update -qq && apt-get install -y -qq --no-install-recommends "${PACKAGES[@]}"; } \
-        >"${TMPDIR:-/tmp}/vaegan-slurm-apt.log" 2>&1 \
-        || die "cannot start: apt-get install ${PACKAGES[*]} failed (${TMPDIR:-/tmp}/vaegan-slurm-apt.log)"
+        >"$log" 2>&1 || ok=0
+    ((own_policy)) && rm -f "$policy"
+    ((ok)) || die "cannot start: apt-get install ${PACKAGES[*]} failed ($log)"
 }
 
 write_state() {
@@ -100,7 +108,7 @@ SelectType=select/cons_tres
 SelectTypeParameters=CR_CPU
 ReturnToService=2
 JobRequeue=1
-KillWait=120
+KillWait=300
 MinJobAge=600
 NodeName=$NODE NodeAddr=127.0.0.1 CPUs=$(nproc) RealMemory=$mem_mb State=UNKNOWN
 PartitionName=local Nodes=$NODE Default=YES MaxTime=INFINITE State=UP

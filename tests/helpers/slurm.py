@@ -121,10 +121,10 @@ def set_time_limit(job_id: str, minutes: int) -> None:
                    check=True, capture_output=True, timeout=30)
 
 
-def bring_time_limit_near(job_id: str, seconds_left: int = 90) -> None:
-    """Move a running job's time limit to about ``seconds_left`` s from now, so that SLURM's
-    pre-timeout signal (``--signal=SIG@120``) comes at its next time-limit check, not in
-    hours, and the limit itself still lies ahead."""
+def bring_time_limit_near(job_id: str, seconds_left: int) -> None:
+    """Move a running job's time limit to ``seconds_left`` s from now (up to a minute more),
+    so that SLURM's pre-timeout signal (``--signal=SIG@<seconds_left - 30>``) comes at its next
+    time-limit check, not in hours, and the limit itself still lies ahead."""
     run_s = seconds(job_info(job_id)["RunTime"])
     set_time_limit(job_id, -(-(run_s + seconds_left) // 60))  # whole minutes, rounded up
 

@@ -92,7 +92,9 @@ class RequeueOnSignal(L.Callback):
         ):
             return
         self.stopped_at = int(pl_module.gen_step)
-        log.warning("%s: checkpoint after generator step %d, stop", self.received, self.stopped_at)
+        # the name: %s of a Signals member is its number on Python >= 3.11 ("15: checkpoint")
+        name = self.received.name if self.received is not None else "another rank's signal"
+        log.warning("%s: checkpoint after generator step %d, stop", name, self.stopped_at)
         # Saved at this step's end, not at train end: Lightning counts an epoch that
         # should_stop cut short as finished, so a train-end checkpoint would resume at a new
         # epoch. GenStepCheckpoint saves when should_stop is set, and Lightning runs

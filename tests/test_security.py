@@ -182,3 +182,22 @@ def test_dict_valued_override_with_a_secret_never_lands_in_the_run_dir(
     assert "Authorization: ***, accept: json" in (tmp_path / ".hydra/overrides.yaml").read_text()
     assert FAKE_SECRET not in " ".join(sys.argv)  # wandb records the command line
     assert FAKE_SECRET not in (run_label() or "")  # the wandb run name
+
+
+@pytest.mark.parametrize("protocol", [4, 5])
+def test_pickle_protocol_4_and_5_with_code_are_refused_as_unsafe_not_corrupt(tmp_path, protocol):
+    """Protocol 4/5 name a callable with STACK_GLOBAL, which the weights_only unpickler
+    reports as "Unsupported operand 149": the file was called corrupt."""
+    import pickle
+
+    from vaegan.app.checkpoint_io import check_resumable
+
+    marker = tmp_path / "pwned"
+    evil = tmp_path / "evil.ckpt"
+    evil.write_bytes(pickle.dumps({"state_dict": MakesADir(marker)}, protocol=protocol))
+    with pytest.raises(CheckpointError, match=r"refused as unsafe: .*STACK_GLOBAL posix\.mkdir"):
+        check_resumable(evil, torch.nn.Linear(1, 1))
+    assert not marker.exists()
+    evil.write_bytes(pickle.dumps({"state_dict": [1.0, 2.0]}, protocol=protocol)[:-5])
+    with pytest.raises(CheckpointError, match="corrupt or truncated"):  # no code: corrupt
+        check_resumable(evil, torch.nn.Linear(1, 1))

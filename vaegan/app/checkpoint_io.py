@@ -17,6 +17,7 @@ from __future__ import annotations
 import errno
 import os
 import pickle
+import pickletools
 import tempfile
 from collections.abc import Callable
 from pathlib import Path
@@ -140,6 +141,31 @@ def _unsafe_detail(err: pickle.UnpicklingError) -> str:
     return " ".join(detail.removeprefix("WeightsUnpickler error:").split())[:200]
 
 
+_CODE_OPCODES = ("GLOBAL", "STACK_GLOBAL", "INST")  # references to a callable or a class
+
+
+def _code_reference(path: Path) -> str | None:
+    """The first callable a plain pickle names (``posix.system``), read opcode by opcode
+    without unpickling; None when it names none or is not a pickle.
+
+    The weights_only unpickler names what it refuses only for protocol <= 3's GLOBAL; for
+    protocol 4 and 5 (STACK_GLOBAL) it says "Unsupported operand 149", which reads as corrupt.
+    """
+    strings: list[str] = []
+    try:
+        with open(path, "rb") as f:
+            for opcode, arg, _ in pickletools.genops(f):
+                if isinstance(arg, str):
+                    strings.append(arg)
+                if opcode.name == "STACK_GLOBAL" and len(strings) >= 2:
+                    return f"STACK_GLOBAL {strings[-2]}.{strings[-1]}"
+                if opcode.name in _CODE_OPCODES:
+                    return f"{opcode.name} {str(arg).replace(' ', '.')}"
+    except Exception:  # not a pickle, or a truncated one: no reference found up to there
+        return None
+    return None
+
+
 def _load(path: Path) -> Any:
     """``torch.load(weights_only=True)``; every failure becomes a one-line CheckpointError.
 
@@ -157,6 +183,13 @@ def _load(path: Path) -> Any:
     except pickle.UnpicklingError as err:
         # A reference to a global (a function, a class) is what code execution needs; an
         # unsupported opcode alone is a file torch.save did not write (text, other pickles).
+        code = None if "global" in str(err).lower() else _code_reference(path)
+        if code is not None:
+            raise CheckpointError(
+                f"ckpt_path={path} was refused as unsafe: it holds Python objects other than "
+                f"tensors and plain data (refused: unpickling them can run code; {code}); only "
+                "resume from checkpoints that vaegan wrote"
+            ) from None
         if "Weights only load failed" in str(err) and "global" in str(err).lower():
             raise CheckpointError(
                 f"ckpt_path={path} was refused as unsafe: it holds Python objects other than "

@@ -75,6 +75,8 @@ class GuardRunDir(Callback):
                 config.get("on_existing_run", "refuse"),
                 finished_check=not config.get("gan_control", False),
             )
+            if ckpt is not None and not is_child_rank():  # before anything is written
+                refuse_changed_model(config, Path(ckpt), finished)
             if finished:
                 print(f"{run_dir}: nothing to do, the run is finished ({ckpt})", flush=True)
                 sys.exit(0)
@@ -96,12 +98,10 @@ class GuardRunDir(Callback):
     @staticmethod
     def _config_history(config: DictConfig, run_dir: Path, ckpt: Path) -> None:
         """Warn with the training keys a resume changes; keep the replaced configs."""
-        source = ckpt.resolve().parent.parent / ".hydra" / "config.yaml"
-        if not source.is_file():
+        found = resume_changes(config, ckpt)
+        if found is None:
             return
-        job = {k: v for k, v in config.items() if k != "hydra"}
-        new = redact_tree(OmegaConf.to_container(OmegaConf.create(job), resolve=False))
-        changes = changed_keys(OmegaConf.to_container(OmegaConf.load(source)), new)
+        source, changes = found
         kept = archive_hydra_config(run_dir) if source.parent.parent == run_dir.resolve() else None
         if changes:
             where = f"; the previous config is kept in {kept}" if kept else ""
@@ -112,6 +112,46 @@ class GuardRunDir(Callback):
         if self._lock is not None:
             self._lock.__exit__(None, None, None)
             self._lock = None
+
+
+# What a resume may not change: the architecture (its weights would not fit, and the refusal
+# would come after Hydra rewrote .hydra/); a finished run, the objective too (nothing would be
+# trained with it, and "nothing to do" hid that). Memory-only keys may change.
+FROZEN_ON_RESUME = ("model",)
+FROZEN_WHEN_FINISHED = ("model", "loss")
+FREE_MODEL_KEYS = ("model.activation_checkpointing",)
+
+
+def resume_changes(config: DictConfig, ckpt: Path) -> tuple[Path, list[str]] | None:
+    """(the checkpoint's run config, ``key: old -> new`` for each training key this job
+    changes); None when the checkpoint has no run dir config beside it."""
+    source = ckpt.resolve().parent.parent / ".hydra" / "config.yaml"
+    if not source.is_file():
+        return None
+    job = {k: v for k, v in config.items() if k != "hydra"}
+    new = redact_tree(OmegaConf.to_container(OmegaConf.create(job), resolve=False))
+    return source, changed_keys(OmegaConf.to_container(OmegaConf.load(source)), new)
+
+
+def refuse_changed_model(config: DictConfig, ckpt: Path, finished: bool) -> None:
+    """ConfigError, before Hydra writes anything, when a resume changes the model (or, for a
+    finished run, the model or the loss); the message names the run's own config."""
+    found = resume_changes(config, ckpt)
+    if found is None:
+        return
+    source, changes = found
+    frozen = FROZEN_WHEN_FINISHED if finished else FROZEN_ON_RESUME
+    bad = [c for c in changes
+           if c.split(".")[0] in frozen and c.split(":")[0] not in FREE_MODEL_KEYS]
+    if not bad:
+        return
+    what = "is finished and was trained with another model or loss" if finished else \
+        "was trained with another model"
+    raise ConfigError(
+        f"ckpt_path={ckpt} {what}: {'; '.join(bad)} (its config: {source}); nothing was "
+        "changed. Resume with that config, or train this one as a new run "
+        "(on_existing_run=sibling, or another hydra.run.dir=...)"
+    )
 
 
 class RedactSecrets(Callback):

@@ -191,3 +191,91 @@ def test_lock_message_names_the_host_even_when_gethostname_is_empty(tmp_path, mo
     held = json.dumps({"pid": 4242, "host": "", "started": "2026-12-05 18:00:00 UTC"})
     assert rundir._holder(held) == "pid 4242 on an unnamed host, started 2026-12-05 18:00:00 UTC"
     assert rundir._holder(json.dumps({"pid": 7})).startswith("pid 7 on an unnamed host")
+
+
+@pytest.mark.parametrize(("steps", "change", "message"), [
+    ("steps=4", "model.ch=16", "was trained with another model: model.ch: 8 -> 16"),
+    ("steps=2", "model.ch=16", "is finished and was trained with another model or loss: "
+                               "model.ch: 8 -> 16"),
+    ("steps=2", "loss.objective.rec_kind=l2", "is finished and was trained with another model "
+                                              "or loss: loss.objective.rec_kind: l1 -> l2"),
+], ids=["resume", "finished-model", "finished-loss"])
+@pytest.mark.slow
+def test_resume_with_another_model_is_refused_before_anything_is_written(
+    tmp_path, monkeypatch, capsys, steps, change, message
+):
+    """The refusal came after Hydra rewrote .hydra/config.yaml and the run was marked failed;
+    a finished run said "nothing to do" (exit 0) whatever the model or loss."""
+    assert train_main(monkeypatch, capsys, tmp_path, "steps=2")[0] == 0
+    before = snapshot(tmp_path)
+    info = (tmp_path / "run_info.json").read_text()
+    code, _, err = train_main(monkeypatch, capsys, tmp_path, steps, "ckpt_path=last", change)
+    assert code == 2, err
+    assert err.startswith("error: ") and len(err.strip().splitlines()) == 1, err
+    assert message in err and f"its config: {tmp_path / '.hydra' / 'config.yaml'}" in err, err
+    assert snapshot(tmp_path) == before
+    assert (tmp_path / "run_info.json").read_text() == info
+
+
+KILL_AFTER_SAVE = """
+import os, signal, sys
+import vaegan.app.checkpoint_io as io
+save, kill_at = io.atomic_save, int(sys.argv[1])
+def save_then_die(obj, path):  # SIGKILL the moment last.ckpt at gen_step kill_at is on disk
+    save(obj, path)
+    if str(path).endswith("last.ckpt") and obj["vaegan"]["gen_step"] == kill_at:
+        os.kill(os.getpid(), signal.SIGKILL)
+io.atomic_save = save_then_die
+from vaegan.train import main
+sys.argv = ["vaegan-train", *sys.argv[2:]]
+main()
+"""
+
+
+@pytest.mark.slow
+def test_sigkill_right_after_a_checkpoint_loses_no_row_the_resume_skips(
+    tmp_path, monkeypatch, capsys
+):
+    """The checkpoint was written before its step's train row and validation were logged
+    (and the CSV rows before it were still buffered): the resume never wrote them."""
+    from tests.helpers.run import TINY_MAIN, run_main_io
+
+    argv = (*TINY_MAIN, f"hydra.run.dir={tmp_path}", "steps=6", "ckpt_path=last",
+            "callbacks.checkpoint.every_n_gen_steps=3", "trainer.val_check_interval=3",
+            "loss.objective.perceptual_weight=0")
+    killed = subprocess.run([sys.executable, "-c", KILL_AFTER_SAVE, "3", *argv],
+                            capture_output=True, text=True, timeout=600)
+    assert killed.returncode == -signal.SIGKILL, killed.stderr[-3000:]
+    assert torch.load(tmp_path / "checkpoints" / "last.ckpt",
+                      weights_only=True)["vaegan"]["gen_step"] == 3
+    code, _, err = run_main_io(monkeypatch, capsys, *argv)
+    assert code == 0, err
+    rows = read_metrics(tmp_path)
+    train_steps = sorted(int(float(r["gen_step"])) for r in rows if r.get("train/loss"))
+    assert train_steps == list(range(6))  # each step once: none lost, none twice
+    assert sorted(column(rows, "val/rec")) == [3, 6]
+
+
+def test_sigint_checkpoints_records_stopped_and_exits_130(tmp_path, monkeypatch, capsys):
+    """Ctrl-C went through Lightning's KeyboardInterrupt handling: exit 1, no status."""
+    code, _, err = train_main(monkeypatch, capsys, tmp_path, "steps=4", SIGNAL_AT,
+                              "+callbacks.stop.gen_step=1", "+callbacks.stop.name=SIGINT")
+    assert code == 130, err
+    assert "stopped by SIGINT after generator step 2" in err, err
+    assert json.loads((tmp_path / "run_info.json").read_text())["status"] == "stopped"
+    ckpt = torch.load(tmp_path / "checkpoints" / "last.ckpt", weights_only=True)
+    assert ckpt["vaegan"]["gen_step"] == 2
+
+
+def test_run_name_cannot_leave_the_outputs_dir(tmp_path, monkeypatch, capsys):
+    """``run_name=../../x`` made the run dir (and what overwrite deletes) outside outputs/."""
+    from tests.helpers.run import run_main_io
+
+    cwd = tmp_path / "a" / "b"
+    cwd.mkdir(parents=True)
+    monkeypatch.chdir(cwd)
+    code, _, err = run_main_io(monkeypatch, capsys, "debug=tiny", "run_name=../../escaped")
+    assert code == 2, err
+    assert err.startswith("error: run_name='../../escaped' must be one folder name"), err
+    assert sorted(p.relative_to(tmp_path) for p in tmp_path.rglob("*")) == [
+        Path("a"), Path("a/b")]

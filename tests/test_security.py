@@ -201,3 +201,30 @@ def test_pickle_protocol_4_and_5_with_code_are_refused_as_unsafe_not_corrupt(tmp
     evil.write_bytes(pickle.dumps({"state_dict": [1.0, 2.0]}, protocol=protocol)[:-5])
     with pytest.raises(CheckpointError, match="corrupt or truncated"):  # no code: corrupt
         check_resumable(evil, torch.nn.Linear(1, 1))
+
+
+@pytest.mark.skipif(not Path("/dev/full").exists(), reason="needs /dev/full (Linux)")
+def test_real_full_disk_during_a_save_is_the_enospc_line_not_a_torch_traceback(
+    tmp_path, monkeypatch
+):
+    """torch's zip writer turns ENOSPC into ``RuntimeError: … unexpected pos …``, which
+    escaped as a traceback; /dev/full gives the error a full disk gives."""
+    from vaegan.app import checkpoint_io
+
+    last = tmp_path / "last.ckpt"
+    checkpoint_io.atomic_save({"step": 1}, last)
+    real_save = torch.save
+
+    def onto_a_full_disk(obj, f, *args, **kwargs):
+        with open("/dev/full", "wb") as full:
+            real_save(obj, full, *args, **kwargs)
+
+    monkeypatch.setattr(torch, "save", onto_a_full_disk)
+    with pytest.raises(checkpoint_io.CheckpointWriteError) as err:
+        checkpoint_io.atomic_save({"step": 2, "w": torch.zeros(100_000)}, last)
+    assert str(err.value).startswith(
+        f"cannot write the checkpoint {last} (No space left on device, ENOSPC); the previous "
+        "one is kept"), err.value
+    monkeypatch.undo()
+    assert torch.load(last, weights_only=True) == {"step": 1}
+    assert not list(tmp_path.glob(".*.tmp"))

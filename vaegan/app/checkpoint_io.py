@@ -86,10 +86,22 @@ def atomic_save(obj: Any, path: str | os.PathLike) -> None:
         os.replace(tmp, path)
     except BaseException as err:
         Path(tmp).unlink(missing_ok=True)
-        if isinstance(err, OSError):  # ENOSPC, EDQUOT, EIO, ...: the old file is intact
-            raise CheckpointWriteError(_write_failure(path, err)) from None
+        cause = _os_error(err)
+        if cause is not None:  # ENOSPC, EDQUOT, EIO, ...: the old file is intact
+            raise CheckpointWriteError(_write_failure(path, cause)) from None
         raise
     _fsync_dir(path.parent)
+
+
+def _os_error(err: BaseException) -> OSError | None:
+    """The OSError behind a failed save: ``err`` itself, or the one torch's zip writer turned
+    into a RuntimeError (``unexpected pos …``; the disk's error is its ``__context__``)."""
+    seen: BaseException | None = err
+    for _ in range(8):
+        if seen is None or isinstance(seen, OSError):
+            return seen
+        seen = seen.__cause__ or seen.__context__
+    return None
 
 
 class CheckpointWriteError(CheckpointError):

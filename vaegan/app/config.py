@@ -157,12 +157,23 @@ def _check_training_values(cfg: DictConfig) -> None:
              "a larger data.image_size, or loss.objective.perceptual_weight=0")
 
 
+def check_run_name(run_name: object) -> None:
+    """``run_name`` names one folder below outputs/ (multirun/): a ``/`` or ``..`` in it would
+    put the run dir, and what overwrite deletes, outside them."""
+    name = str(run_name)
+    _require(bool(name) and name not in (".", "..") and not any(c in name for c in "/\\\0"),
+             "run_name", run_name, "be one folder name (it names outputs/<run_name>/)",
+             "a name without '/' or '\\', other than '.' and '..'; for another place set "
+             "hydra.run.dir=...")
+
+
 def validate(cfg: DictConfig) -> None:
     """Check the values whose mistakes would otherwise surface deep inside torch or later."""
     _typed(RunSchema, {f.name: cfg[f.name] for f in fields(RunSchema) if f.name in cfg})
     gan_start = _number(cfg, "gan_start")
     steps = _number(cfg, "steps")
     _require(steps >= 1 and float(steps).is_integer(), "steps", steps, "be an integer >= 1")
+    check_run_name(cfg.get("run_name", "run"))
     existing = cfg.get("on_existing_run", "refuse")
     _require(existing in ON_EXISTING, "on_existing_run", existing,
              "say what to do with a run dir that holds a run", ON_EXISTING)

@@ -16,7 +16,7 @@ from hydra.types import RunMode
 from omegaconf import DictConfig, OmegaConf, read_write
 
 from vaegan.app.checkpoint_io import CheckpointError
-from vaegan.app.config import ConfigError
+from vaegan.app.config import ConfigError, check_run_name
 from vaegan.app.errors import EXIT_BAD_INPUT
 from vaegan.app.redact import redact_tree, redact_yaml_file
 from vaegan.app.rundir import (
@@ -38,18 +38,19 @@ class ProbeRunDir(Callback):
     passes the guard).
     """
 
-    def _probe(self, directory: str) -> None:
+    def _probe(self, config: DictConfig, directory: str) -> None:
         try:
+            check_run_name(config.get("run_name", "run"))  # before the dir it names exists
             ensure_writable(Path(directory))
-        except RunDirError as err:
+        except (ConfigError, RunDirError) as err:
             print(f"error: {err}", file=sys.stderr, flush=True)
             sys.exit(EXIT_BAD_INPUT)
 
     def on_run_start(self, config: DictConfig, **kwargs: Any) -> None:
-        self._probe(config.hydra.run.dir)
+        self._probe(config, config.hydra.run.dir)
 
     def on_multirun_start(self, config: DictConfig, **kwargs: Any) -> None:
-        self._probe(config.hydra.sweep.dir)
+        self._probe(config, config.hydra.sweep.dir)
 
 
 class GuardRunDir(Callback):

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import csv
 import io
+import os
 import warnings
 from pathlib import Path
 from typing import Any
@@ -23,7 +24,16 @@ from vaegan.app.layout import METRICS_FILE
 
 
 class ResumableCSVLogger(CSVLogger):
-    """``CSVLogger`` that appends to an existing ``metrics.csv``."""
+    """``CSVLogger`` that appends to an existing ``metrics.csv``; ``save`` fsyncs it (called
+    before every checkpoint is written: the rows it skips on resume must be on disk)."""
+
+    @rank_zero_only
+    def save(self) -> None:
+        super().save()
+        path = Path(self.log_dir) / METRICS_FILE
+        if path.is_file():
+            with open(path, "rb+") as f:
+                os.fsync(f.fileno())
 
     @property
     def experiment(self) -> Any:

@@ -207,3 +207,39 @@ def test_console_script_is_installed_and_says_one_line(tmp_path: Path) -> None:
         "diffusers model dir (config.json + diffusion_pytorch_model.safetensors), an LDM/Stable "
         "Diffusion .ckpt, or a .safetensors file"
     ]
+
+
+def test_export_refuses_a_non_empty_or_unwritable_target_in_one_line(tmp_path: Path, capsys):
+    """It wrote into any dir (mixing files with what was there) and an unwritable target
+    ended in a traceback after the model was read."""
+    from vaegan.interop.export import main as export_main
+
+    full = tmp_path / "full"
+    full.mkdir()
+    (full / "notes.txt").write_text("mine")
+    assert export_main([str(tmp_path / "src"), "--to", "diffusers", str(full)]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err == [f"error: {full} is not empty (notes.txt); pass --force to write into it "
+                   "(files of the same names are replaced), or pick an empty dir"]
+    (tmp_path / "a_file").write_text("")
+    blocked = tmp_path / "a_file" / "out.ckpt"  # its parent cannot be a dir
+    assert export_main([str(tmp_path / "src"), "--to", "ldm", str(blocked)]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith(f"error: cannot write to {blocked.parent} ("), err
+    assert (full / "notes.txt").read_text() == "mine"
+
+
+def test_diffusers_config_that_disagrees_with_its_weights_is_one_line(sd_vae, tmp_path):
+    """diffusers' many-line "Error(s) in loading state_dict" escaped as a traceback."""
+    import json
+    import shutil
+
+    _, saved = sd_vae
+    edited = tmp_path / "vae"
+    shutil.copytree(saved, edited)
+    config = json.loads((edited / "config.json").read_text())
+    (edited / "config.json").write_text(json.dumps({**config, "latent_channels": 8}))
+    with pytest.raises(SourceError, match=r"config.json disagrees with its weights: \d+ tensors "
+                                          r"do not fit \(e.g. size mismatch for ") as err:
+        load_autoencoder(edited)
+    assert "\n" not in str(err.value)

@@ -11,6 +11,7 @@ against vaegan's on a random batch.
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from pathlib import Path
 from typing import Any
@@ -116,6 +117,28 @@ def max_differences(model: AutoencoderKL, other: Any, size: int | None = None) -
     }
 
 
+def check_target(fmt: str, out: Path, force: bool) -> None:
+    """SourceError unless ``out`` may be written: an existing file, or a non-empty dir, is
+    replaced only with ``--force`` (it names what is there); an unwritable place is one line,
+    found before the model is read."""
+    if fmt == "diffusers" and out.is_dir() and any(out.iterdir()) and not force:
+        found = sorted(p.name for p in out.iterdir())
+        listed = ", ".join(found[:5]) + (f" and {len(found) - 5} more" if len(found) > 5 else "")
+        raise SourceError(f"{out} is not empty ({listed}); pass --force to write into it "
+                          "(files of the same names are replaced), or pick an empty dir")
+    if fmt == "ldm" and out.exists() and not force:
+        raise SourceError(f"{out} exists; pass --force to replace it, or pick another path")
+    directory = out if fmt == "diffusers" else out.parent
+    probe = directory / f".vaegan-export-probe-{os.getpid()}"
+    try:
+        directory.mkdir(parents=True, exist_ok=True)
+        probe.write_bytes(b"")
+        probe.unlink()
+    except OSError as err:
+        raise SourceError(f"cannot write to {directory} ({err.strerror or err}); pick a "
+                          "writable place for OUT") from None
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="vaegan-export",
@@ -129,11 +152,14 @@ def main(argv: list[str] | None = None) -> int:
                         help="auto: the EMA weights when the run has them (default); ema; raw")
     parser.add_argument("--scaling-factor", type=float, default=None,
                         help=f"diffusers config's latent scale (default {LDM_SCALING_FACTOR})")
+    parser.add_argument("--force", action="store_true",
+                        help="write into a non-empty OUT dir, or replace an OUT file")
     args = parser.parse_args(argv)
     fmt, out = args.to
     try:
         if fmt not in ("diffusers", "ldm"):
             raise SourceError(f"--to {fmt}: unknown format; use diffusers or ldm")
+        check_target(fmt, Path(out), args.force)
         source = read_source(args.source, args.weights)
         model = build(source).eval()
         print(f"read {source.path} ({', '.join([source.kind, *source.notes])})")
@@ -147,6 +173,9 @@ def main(argv: list[str] | None = None) -> int:
         export_diffusers(model, out, args.scaling_factor)
     except SourceError as err:
         print(f"error: {err}", file=sys.stderr)
+        return 2
+    except OSError as err:  # the target went away or filled up while writing
+        print(f"error: cannot write {out} ({err.strerror or err})", file=sys.stderr)
         return 2
     import diffusers
 

@@ -176,8 +176,21 @@ def _read_diffusers(path: Path) -> Source:
         raise SourceError(
             f"{path}: diffusers could not load it from safetensors ({_first_line(err)})"
         ) from None
+    except RuntimeError as err:  # "Error(s) in loading state_dict": config.json vs weights
+        raise SourceError(_config_mismatch(path, err)) from None
     ldm = K.diffusers_to_ldm({k: v.detach() for k, v in model.state_dict().items()})
     return Source(path, "diffusers model", ldm, None, int(config.get("sample_size") or 0) or None)
+
+
+def _config_mismatch(path: Path, err: RuntimeError) -> str:
+    """One line for diffusers' multi-line "size mismatch for …" (a config.json edited, or
+    copied from another model): how many tensors, and the first."""
+    lines = [line.strip() for line in str(err).splitlines()[1:] if line.strip()]
+    first = lines[0].rstrip(".") if lines else _first_line(err)
+    return (
+        f"{path}/config.json disagrees with its weights: {len(lines) or 1} tensors do not fit "
+        f"(e.g. {first}); use the config.json saved with these weights"
+    )
 
 
 def _check_diffusers_config(config: dict[str, Any], path: Path) -> None:

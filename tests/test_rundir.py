@@ -7,6 +7,7 @@ Each test is a row of the "What happens when" table in docs/robustness.md. Real 
 from __future__ import annotations
 
 import json
+import os
 import signal
 import subprocess
 import sys
@@ -279,3 +280,25 @@ def test_run_name_cannot_leave_the_outputs_dir(tmp_path, monkeypatch, capsys):
     assert err.startswith("error: run_name='../../escaped' must be one folder name"), err
     assert sorted(p.relative_to(tmp_path) for p in tmp_path.rglob("*")) == [
         Path("a"), Path("a/b")]
+
+
+def test_a_non_utf8_file_name_is_named_not_a_unicode_traceback(tmp_path, monkeypatch, capsys):
+    """An unreadable image whose name is not UTF-8 ended in ``UnicodeEncodeError:
+    surrogates not allowed`` (writing FAILED, printing the error) instead of naming it."""
+    import numpy as np
+    from PIL import Image
+
+    from tests.helpers.run import run_main_io
+
+    root = tmp_path / "images"
+    root.mkdir()
+    for i in range(12):
+        Image.fromarray(np.full((40, 40, 3), 10 * i, np.uint8)).save(root / f"img{i}.png")
+    (root / os.fsdecode(b"caf\xe9.png")).write_bytes(b"\x89PNG\r\n\x1a\n" + b"x" * 40)
+    run_dir = tmp_path / "run"
+    code, _, err = run_main_io(monkeypatch, capsys, "debug=tiny", "data=folder",
+                               f"data.root={root}", f"hydra.run.dir={run_dir}", "steps=1")
+    assert code == 2, err
+    assert err.startswith("error: 1 unreadable images: ") and "caf\\xe9.png" in err, err
+    assert "caf\\xe9.png" in (run_dir / "FAILED").read_text()
+    assert "caf\\xe9.png" in json.loads((run_dir / "run_info.json").read_text())["error"]

@@ -58,6 +58,13 @@ def config_errors() -> Iterator[None]:
         raise ConfigError(str(err)) from err
 
 
+def printable(text: str) -> str:
+    """``text`` with the undecodable bytes of a non-UTF-8 file name as ``\\xe9``: Python
+    keeps them as lone surrogates, which no UTF-8 stream or file accepts (printing the error
+    that names such a file ended in a UnicodeEncodeError traceback)."""
+    return text.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
+
+
 def _in_multirun() -> bool:
     return HydraConfig.initialized() and HydraConfig.get().mode == RunMode.MULTIRUN
 
@@ -72,7 +79,7 @@ def one_line_errors(task: Callable[..., Any]) -> Callable[..., Any]:
         except (*BAD_INPUT, NonFiniteLossError) as err:
             if _in_multirun() or os.environ.get("HYDRA_FULL_ERROR") == "1":
                 raise
-            print(f"error: {err}", file=sys.stderr, flush=True)
+            print(f"error: {printable(str(err))}", file=sys.stderr, flush=True)
             sys.exit(EXIT_DIVERGED if isinstance(err, NonFiniteLossError) else EXIT_BAD_INPUT)
 
     return wrapper

@@ -81,9 +81,11 @@ def record_job(main: Callable[[DictConfig], Any]) -> Callable[[DictConfig], Any]
         try:
             result = main(cfg)
         except Exception as err:
-            error = f"{type(err).__name__}: {err}".splitlines()[0]
+            from vaegan.app.errors import printable  # a file name may not be UTF-8
+
+            error = printable(f"{type(err).__name__}: {err}".splitlines()[0])
             mark_run(run_dir, "failed", error)
-            (run_dir / FAILED).write_text(traceback.format_exc())
+            (run_dir / FAILED).write_text(printable(traceback.format_exc()))
             if not multirun:
                 raise
             log.exception("job failed: %s (run dir %s)", error, run_dir)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import subprocess
 import sys
@@ -215,9 +216,13 @@ def test_real_full_disk_during_a_save_is_the_enospc_line_not_a_torch_traceback(
     checkpoint_io.atomic_save({"step": 1}, last)
     real_save = torch.save
 
-    def onto_a_full_disk(obj, f, *args, **kwargs):
-        with open("/dev/full", "wb") as full:
-            real_save(obj, full, *args, **kwargs)
+    def onto_a_full_disk(obj, f, *args, **kwargs):  # a buffered file, as atomic_save's
+        full = open("/dev/full", "wb")  # noqa: SIM115
+        try:
+            real_save(obj, full, *args, **kwargs)  # raises torch's RuntimeError
+        finally:
+            with contextlib.suppress(OSError):
+                full.close()
 
     monkeypatch.setattr(torch, "save", onto_a_full_disk)
     with pytest.raises(checkpoint_io.CheckpointWriteError) as err:

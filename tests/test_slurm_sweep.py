@@ -8,12 +8,13 @@ them back. Skipped without a cluster (`make test-slurm` starts one).
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 
 import pytest
 
 from tests.helpers.metrics import column, read_metrics
-from tests.helpers.slurm import EXE, TIMEOUT_S, assert_completed, job_env, job_info
+from tests.helpers.slurm import EXE, TIMEOUT_S, assert_completed, job_env, wait_for
 
 pytestmark = [pytest.mark.slurm, pytest.mark.slow]
 
@@ -35,13 +36,14 @@ def test_sweep_runs_each_job_as_a_slurm_job_and_summarises_them(tmp_path):
     assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-4000:]
 
     # submitit's folder per job: SWEEP_DIR/.submitit/<array id>_<job number>/
-    folders = sorted(p for p in (sweep / ".submitit").iterdir() if "_" in p.name)
+    folders = sorted(p for p in (sweep / ".submitit").iterdir()
+                     if p.is_dir() and re.fullmatch(r"\d+_\d+", p.name))
     array_ids = {p.name.split("_")[0] for p in folders}
     assert len(array_ids) == 1 and [p.name.split("_")[1] for p in folders] == list("0123")
     swept = set()
     for folder in folders:
         job_id = folder.name  # a SLURM array task: <array id>_<task id>
-        assert_completed(job_info(job_id))
+        assert_completed(wait_for(job_id))  # its result is written just before it ends
         run_dir = sweep / job_id.split("_")[1]
         # SLURM's stdout of the job: what vaegan-train printed, naming its run dir
         assert f"run dir: {run_dir}\n" in (folder / f"{job_id}_0_log.out").read_text()

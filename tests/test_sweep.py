@@ -154,5 +154,5 @@ def test_sbatch_template_is_valid_bash_and_its_command_composes(tmp_path):
     assert (cfg.trainer.devices, cfg.trainer.num_nodes) == (4, 2)
     assert cfg.trainer.strategy.find_unused_parameters is True
     assert cfg.ckpt_path == "last" and (cfg.beta, cfg.gan_start) == (1e-6, 5000)
-    assert cfg.callbacks.requeue.signals == ["SIGUSR1", "SIGTERM"]
+    assert cfg.callbacks.requeue.signals == ["SIGUSR1", "SIGTERM", "SIGINT"]
     assert cfg.callbacks.requeue.requeue_on == ["SIGUSR1"]  # scancel sends SIGTERM too

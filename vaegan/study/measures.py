@@ -134,13 +134,13 @@ def encoder_share_of(run: Run, term: str, window: Window) -> float | None:
     return means[term][0] / total
 
 
-def push(run: Run, term: str, window: Window, part: str = "kl_push") -> float | None:
+def push(run: Run, term: str, window: Window, part: str = metric_names.KL_PUSH) -> float | None:
     """Window mean of `term`'s KL push (`grad/<term>/<part>`): nats of KL per unit lr that an
     Adam step along that weighted term alone would add (positive: the term pushes KL up)."""
     return mean(run, metric_names.grad(term, part), window)
 
 
-def push_sum(run: Run, terms: Sequence[str] | str, window: Window, part: str = "kl_push"
+def push_sum(run: Run, terms: Sequence[str] | str, window: Window, part: str = metric_names.KL_PUSH
              ) -> float | None:
     """The `terms`' pushes added up (pushes are linear in the loss: the sum is the push of
     those terms together); None unless every term was logged."""
@@ -149,7 +149,7 @@ def push_sum(run: Run, terms: Sequence[str] | str, window: Window, part: str = "
 
 
 def push_share(run: Run, term: str, against: Sequence[str] | str, window: Window,
-               part: str = "kl_push") -> float | None:
+               part: str = metric_names.KL_PUSH) -> float | None:
     """`term`'s push over Σ |push| of the `against` terms (a ratio of window sums), signed:
     -0.5 = the term pulls KL down half as hard as the others together push it."""
     own = push(run, term, window, part)

@@ -45,14 +45,12 @@ def adam_preconditioner(
     return out
 
 
-def _dot(a: Grads, b: Grads, scale: Sequence[Tensor | None] | None = None) -> Tensor | None:
-    """Σ_p ⟨a_p, scale_p ⊙ b_p⟩ over the parameters both reach (None: nothing in common)."""
+def _dot(a: Grads, b: Grads) -> Tensor | None:
+    """Σ_p ⟨a_p, b_p⟩ over the parameters both reach (None: nothing in common)."""
     total = None
-    for i, (x, y) in enumerate(zip(a, b, strict=True)):
+    for x, y in zip(a, b, strict=True):
         if x is None or y is None:
             continue
-        p = scale[i] if scale is not None else None
-        y = y if p is None else p * y
         value = (x.detach().float() * y.detach().float()).sum()
         total = value if total is None else total + value
     return total
@@ -69,8 +67,9 @@ def kl_push(
     def minus(value: Tensor | None) -> Tensor:
         return torch.zeros((), device=device) if value is None else -value
 
-    push_mu = minus(_dot(mu, term, preconditioner))
-    push_var = minus(_dot(var, term, preconditioner))
+    step = [g if p is None or g is None else p * g  # the term's preconditioned step, once
+            for p, g in zip(preconditioner, term, strict=True)]
+    push_mu, push_var = minus(_dot(mu, step)), minus(_dot(var, step))
     sgd = minus(_dot(mu, term)) + minus(_dot(var, term))
     return {KL_PUSH: push_mu + push_var, KL_PUSH_MU: push_mu, KL_PUSH_VAR: push_var,
             KL_PUSH_SGD: sgd}

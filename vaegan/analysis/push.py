@@ -73,9 +73,10 @@ def push_sentence(label: str, pushes: dict[str, Push]) -> str:
     """E.g. "Before gan_start KL was pushed up by LPIPS (median +1.3e4, > 0 in 68 % of 50;
     mean +2.5e4: μ² +2.6e4, variance −1.4e3); down by β·KL (...); no consistent direction:
     reconstruction (...)". A direction needs the sign test (``direction``)."""
-    ups = [p for p in pushes.values() if direction(p) == "up"]
-    downs = [p for p in pushes.values() if direction(p) == "down"]
-    mixed = [p for p in pushes.values() if direction(p) == "mixed"]
+    by_way: dict[str, list[Push]] = {"up": [], "down": [], "mixed": []}
+    for push in pushes.values():
+        by_way[direction(push)].append(push)
+    ups, downs, mixed = by_way["up"], by_way["down"], by_way["mixed"]
 
     def listed(items: list[Push]) -> str:
         ordered = sorted(items, key=lambda p: -abs(p.median))

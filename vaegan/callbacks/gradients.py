@@ -102,7 +102,7 @@ class GradientAttribution(L.Callback):
     """Per-term gradient norms and KL pushes every ``every_n_steps`` generator steps (one extra
     backward pass per term and two for KL's parts at that step, none on the others)."""
 
-    def __init__(self, every_n_steps: int = 50, kl_push: bool = True) -> None:
+    def __init__(self, every_n_steps: int = 100, kl_push: bool = True) -> None:
         if every_n_steps < 1:
             raise ValueError(f"callbacks.gradients.every_n_steps={every_n_steps} must be >= 1")
         self.every_n_steps = every_n_steps

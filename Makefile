@@ -41,6 +41,7 @@ test-slurm: install
 
 lint: install
 	$(BIN)/ruff check vaegan tests
+	$(BIN)/lint-imports
 
 # Speed and memory against the alternatives (docs/performance.md): ~10 min on 2 CPU cores,
 # writes bench/RESULTS.md. ARGS=--quick for a few minutes; ARGS="--only designs,memory" for a part.

@@ -13,8 +13,8 @@ import torch
 
 from tests.helpers.run import train_main, train_tiny
 from vaegan.app.checkpoint_io import AtomicCheckpointIO, CheckpointError
-from vaegan.app.redact import REDACTED, redact_overrides, redact_tree
 from vaegan.data.errors import DataError
+from vaegan.vocab.redact import REDACTED, redact_overrides, redact_tree
 
 FAKE_API_KEY = "f4ke0000wandb0000api0000key0000deadbeef"
 FAKE_SECRET = "sk-FAKE-7f3a9c1e5b2d4f60"

@@ -59,7 +59,7 @@ def test_bf16_autocast_keeps_the_loss_within_bf16_tolerance(built) -> None:
     module, x = built
     want, _ = _loss_and_grads(copy.deepcopy(module), x)
     got, _ = _loss_and_grads(copy.deepcopy(module), x, autocast=True)
-    assert got.logs["kl"].dtype == torch.float32  # the fp32 island (vaegan.core.precision)
+    assert got.logs["kl"].dtype == torch.float32  # the fp32 island (vaegan.losses.precision)
     for term in ("loss", "rec", "kl", "perceptual"):
         torch.testing.assert_close(got.logs[term].float(), want.logs[term], rtol=3e-2, atol=1e-4,
                                    msg=f"{term} moved beyond bf16 tolerance")

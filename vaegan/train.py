@@ -23,8 +23,6 @@ from vaegan.app.checkpoint_io import AtomicCheckpointIO, check_resumable
 from vaegan.app.config import validate
 from vaegan.app.control import CONTROL, ForkCheckpoint, fork_id, fork_path, run_pair
 from vaegan.app.errors import config_errors, one_line_errors
-from vaegan.app.layout import CSV_DIR, RunLayout
-from vaegan.app.redact import redact_argv, redact_config, redact_overrides
 from vaegan.app.rundir import claim, ensure_space, ensure_writable, run_dir_lock
 from vaegan.app.sweep import record_job
 from vaegan.cluster.requeue import exit_if_stopped, stopped_by
@@ -34,6 +32,8 @@ from vaegan.core.schedules import BetaSchedule, GanSchedule
 from vaegan.data.health import skipped_images
 from vaegan.loggers.resumable_csv import ResumableCSVLogger
 from vaegan.loggers.wandb import finish_wandb, log_run_config
+from vaegan.vocab.layout import CSV_DIR, RunLayout
+from vaegan.vocab.redact import redact_argv, redact_config, redact_overrides
 
 log = logging.getLogger("vaegan")
 

@@ -18,7 +18,7 @@ from vaegan.analysis.diagnose import (
 from vaegan.analysis.plots import helps_log, log_y, new_figure, save
 from vaegan.analysis.report import md_table
 from vaegan.analysis.runs import Run, RunDirError, load_runs_skipping
-from vaegan.core import metric_names as metric
+from vaegan.vocab import metric_names as metric
 
 PANELS = (
     (metric.TRAIN_KL, "KL (nats/sample)"),

@@ -16,7 +16,7 @@ from vaegan.analysis.paired import GanEffect, gan_effect
 from vaegan.analysis.push import push_means, push_sentence
 from vaegan.analysis.runs import Run, Series, nonfinite_note
 from vaegan.analysis.trends import SMOOTH_FRAC, fit_slope, level, rel_change, smooth
-from vaegan.core import metric_names as metric
+from vaegan.vocab import metric_names as metric
 
 BENIGN, MALIGNANT, COLLAPSE, INCONCLUSIVE = (
     "benign rise",

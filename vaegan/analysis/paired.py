@@ -15,7 +15,7 @@ import numpy as np
 
 from vaegan.analysis.runs import Run, Series
 from vaegan.analysis.trends import fit_slope, level, smooth
-from vaegan.core import metric_names as metric
+from vaegan.vocab import metric_names as metric
 
 GAN_FLATTENED = "the GAN flattened KL (the control keeps rising)"
 FLATTENS_ANYWAY = "KL flattens without the GAN too"

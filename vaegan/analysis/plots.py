@@ -19,7 +19,7 @@ from vaegan.analysis.diagnose import (
     smooth,
 )
 from vaegan.analysis.runs import Run, Series
-from vaegan.core import metric_names as metric
+from vaegan.vocab import metric_names as metric
 
 
 def new_figure(nrows: int, ncols: int, size: tuple[float, float]) -> tuple[Figure, np.ndarray]:

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from vaegan.analysis.runs import Run
-from vaegan.core import metric_names as metric
+from vaegan.vocab import metric_names as metric
 
 LABELS = {"rec": "reconstruction", "perceptual": "LPIPS", "kl": "β·KL", "adv": "adversarial"}
 

@@ -9,7 +9,7 @@ from vaegan.analysis.diagnose import Diagnosis, DiagnosisThresholds, diagnose, f
 from vaegan.analysis.paired import GanEffect
 from vaegan.analysis.plots import write_plots
 from vaegan.analysis.runs import Run, load_run
-from vaegan.app.layout import RunLayout
+from vaegan.vocab.layout import RunLayout
 
 
 def md_table(header: list[str], rows: list[list[str]]) -> str:

@@ -17,7 +17,8 @@ from typing import Any
 
 import numpy as np
 
-from vaegan.app.layout import (
+from vaegan.vocab import metric_names as metric
+from vaegan.vocab.layout import (
     CONTROL_DIR,
     HYDRA_DIR,
     METRICS_FILE,
@@ -25,7 +26,6 @@ from vaegan.app.layout import (
     RunDirError,
     RunLayout,
 )
-from vaegan.core import metric_names as metric
 
 # RUN_DIR/control (CONTROL_DIR) is the no-GAN branch of a `gan_control=true` run: a run dir of
 # its own that belongs to its parent (Run.control), not a separate run of a sweep.

@@ -5,7 +5,7 @@ Each constructor owns the ranges of its own settings (``optim.lr`` in OptimConfi
 sections (the fork inside the run, the image size against LPIPS, devices against the
 machine) or belongs to Lightning and the top level. It runs before anything is built, so a
 typo costs a second, not a crashed cluster job; messages keep the shape of
-``vaegan.core.checks.must``.
+``vaegan.vocab.checks.must``.
 """
 
 from __future__ import annotations
@@ -18,8 +18,8 @@ import torch
 from omegaconf import DictConfig, ListConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
-from vaegan.core.checks import must
 from vaegan.losses.perceptual import min_image_size
+from vaegan.vocab.checks import must
 
 
 class ConfigError(ValueError):

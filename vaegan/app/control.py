@@ -33,13 +33,13 @@ import lightning as L
 from omegaconf import DictConfig, OmegaConf, open_dict
 
 from vaegan.app.config import ConfigError
-from vaegan.app.layout import RunLayout
-from vaegan.app.redact import redact_config
 from vaegan.app.rundir import RunFinished, check_not_finished, resolve_ckpt_path
 from vaegan.app.sweep import mark_run
-from vaegan.cluster.ddp import hydra_value
 from vaegan.loggers.hydra_names import sweep_group
 from vaegan.loggers.wandb import finish_wandb
+from vaegan.vocab.layout import RunLayout
+from vaegan.vocab.overrides import override_value
+from vaegan.vocab.redact import redact_config
 
 log = logging.getLogger("vaegan")
 
@@ -137,17 +137,13 @@ def branch_config(cfg: DictConfig, branch: str, run_dir: Path) -> tuple[DictConf
         out.paths.output_dir = str(branch_dir)
         strategy = OmegaConf.select(out, "trainer.strategy")
         if isinstance(strategy, DictConfig) and "child_overrides" in strategy:
-            strategy.child_overrides = [f"{k}={_override_value(v)}" for k, v in overrides.items()]
+            strategy.child_overrides = [f"{k}={override_value(v)}" for k, v in overrides.items()]
         for node in _wandb_nodes(out):  # the pair in one wandb group, the control named so
             if node.get("group") is None:
                 node.group = _pair_group(cfg, run_dir)
             if branch == CONTROL:
                 node.name_suffix = " [no-GAN control]"
     return out, branch_dir
-
-
-def _override_value(value: Any) -> str:
-    return hydra_value(json.dumps(value) if isinstance(value, bool) else str(value))
 
 
 def _pair_group(cfg: DictConfig, run_dir: Path) -> str:

@@ -22,10 +22,10 @@ from hydra.types import RunMode
 
 from vaegan.app.checkpoint_io import CheckpointError
 from vaegan.app.config import ConfigError
-from vaegan.app.layout import RunDirError
 from vaegan.core.guard import NonFiniteLossError
 from vaegan.data.errors import DataError
 from vaegan.losses.perceptual import PretrainedWeightsMissing
+from vaegan.vocab.layout import RunDirError
 
 BAD_INPUT = (ConfigError, DataError, PretrainedWeightsMissing, CheckpointError, RunDirError)
 EXIT_BAD_INPUT = 2

@@ -18,7 +18,6 @@ from omegaconf import DictConfig, OmegaConf, read_write
 from vaegan.app.checkpoint_io import CheckpointError
 from vaegan.app.config import ConfigError, check_run_name
 from vaegan.app.errors import EXIT_BAD_INPUT
-from vaegan.app.redact import redact_tree, redact_yaml_file
 from vaegan.app.rundir import (
     RunDirError,
     archive_hydra_config,
@@ -29,6 +28,7 @@ from vaegan.app.rundir import (
     is_child_rank,
     run_dir_lock,
 )
+from vaegan.vocab.redact import redact_tree, redact_yaml_file
 
 
 class ProbeRunDir(Callback):
@@ -157,7 +157,7 @@ def refuse_changed_model(config: DictConfig, ckpt: Path, finished: bool) -> None
 
 class RedactSecrets(Callback):
     """Rewrite ``.hydra/*.yaml`` (and the sweep's ``multirun.yaml``) without secrets, right
-    after Hydra saved them and before the job runs (see ``vaegan.app.redact``)."""
+    after Hydra saved them and before the job runs (see ``vaegan.vocab.redact``)."""
 
     def on_job_start(self, config: DictConfig, **kwargs: Any) -> None:
         output_dir = Path(config.hydra.runtime.output_dir)

@@ -26,7 +26,7 @@ from torch import nn
 
 from vaegan.app.checkpoint_io import CheckpointError, checkpoint_gen_step
 from vaegan.app.config import ConfigError
-from vaegan.app.layout import LOCK_FILE, RUN_OUTPUTS, RunDirError, RunLayout
+from vaegan.vocab.layout import LOCK_FILE, RUN_OUTPUTS, RunDirError, RunLayout
 
 MARGIN_BYTES = 64 << 20  # logs, image grids and metrics beside the checkpoints
 

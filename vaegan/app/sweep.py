@@ -26,8 +26,8 @@ from hydra.experimental.callback import Callback
 from hydra.types import RunMode
 from omegaconf import DictConfig, OmegaConf
 
-from vaegan.app.layout import FAILED, RUN_INFO
-from vaegan.core.metric_names import GEN_STEP, TRAIN_KL, VAL_REC
+from vaegan.vocab.layout import FAILED, RUN_INFO
+from vaegan.vocab.metric_names import GEN_STEP, TRAIN_KL, VAL_REC
 
 log = logging.getLogger("vaegan.app.sweep")
 

@@ -25,7 +25,8 @@ from typing import Any
 
 from torch import Tensor
 
-from vaegan.core.module import VAEGAN, batch_images
+from vaegan.core.module import VAEGAN
+from vaegan.data.batch import batch_images
 
 PLAYERS = ("generator", "discriminator")  # optimizer_idx 0 and 1
 

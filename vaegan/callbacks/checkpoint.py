@@ -27,7 +27,7 @@ import lightning as L
 import torch
 from lightning.pytorch.callbacks import ModelCheckpoint
 
-from vaegan.app.layout import LAST_CKPT
+from vaegan.vocab.layout import LAST_CKPT
 
 
 class GenStepCheckpoint(ModelCheckpoint):

@@ -19,9 +19,9 @@ from torch import Tensor, nn
 from torch.func import functional_call
 
 from vaegan.callbacks.emit import due, log_scalars
-from vaegan.core import metric_names as metric
 from vaegan.loggers.once import warn_once
 from vaegan.models.distributions import DiagonalGaussian
+from vaegan.vocab import metric_names as metric
 
 if TYPE_CHECKING:
     from vaegan.losses.objective import GeneratorTerms

@@ -17,9 +17,9 @@ from lightning.pytorch.loggers import WandbLogger
 from lightning.pytorch.utilities import rank_zero_only
 from torch import Tensor
 
-from vaegan.core.metric_names import GEN_STEP
-from vaegan.core.module import batch_images
+from vaegan.data.batch import batch_images
 from vaegan.loggers.once import warn_once
+from vaegan.vocab.metric_names import GEN_STEP
 
 
 def due(gen_step: int, every: int | None) -> bool:

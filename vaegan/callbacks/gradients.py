@@ -23,10 +23,10 @@ from torch import Tensor, nn
 from vaegan.callbacks.emit import due, log_scalars
 from vaegan.callbacks.kl_push import adam_preconditioner
 from vaegan.callbacks.kl_push import kl_push as term_kl_push
-from vaegan.core.metric_names import DECODER, ENCODER, ENCODER_SHARE, SHARE, grad
 from vaegan.losses.objective import GeneratorTerms
 from vaegan.models.autoencoder import AutoencoderKL
 from vaegan.models.distributions import DiagonalGaussian
+from vaegan.vocab.metric_names import DECODER, ENCODER, ENCODER_SHARE, SHARE, grad
 
 _EPS = 1e-30
 

@@ -14,8 +14,8 @@ from lightning.pytorch.utilities import rank_zero_only
 from torch import Tensor
 from torchvision.utils import make_grid, save_image
 
-from vaegan.app.layout import RunLayout
 from vaegan.callbacks.emit import fixed_val_images, log_image
+from vaegan.vocab.layout import RunLayout
 
 CAPTION = "rows: inputs, reconstructions (posterior mean), decoded prior samples z ~ N(0, I)"
 

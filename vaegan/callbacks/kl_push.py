@@ -21,7 +21,7 @@ from collections.abc import Sequence
 import torch
 from torch import Tensor, nn
 
-from vaegan.core.metric_names import KL_PUSH, KL_PUSH_MU, KL_PUSH_SGD, KL_PUSH_VAR
+from vaegan.vocab.metric_names import KL_PUSH, KL_PUSH_MU, KL_PUSH_SGD, KL_PUSH_VAR
 
 Grads = Sequence[Tensor | None]
 

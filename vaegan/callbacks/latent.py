@@ -18,12 +18,12 @@ import torch
 from torch import Tensor
 
 from vaegan.callbacks.emit import due, fixed_val_images, log_histograms, log_scalars
-from vaegan.core import metric_names as metric
 from vaegan.models.distributions import (
     DiagonalGaussian,
     clamp_fraction,
     posterior_from_moments,
 )
+from vaegan.vocab import metric_names as metric
 
 if TYPE_CHECKING:
     from vaegan.losses.objective import GeneratorTerms

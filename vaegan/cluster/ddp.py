@@ -48,19 +48,13 @@ from lightning.fabric.utilities.distributed import _set_num_threads_if_needed
 from lightning.pytorch.strategies import DDPStrategy
 from lightning.pytorch.strategies.launchers.subprocess_script import _SubprocessScriptLauncher
 
+from vaegan.vocab.overrides import override_value
+
 # Hydra overrides that describe the parent (its mode, sweep, launcher), not the child's run.
 _PARENT_ONLY = re.compile(
     r"^[~+]*hydra(\.|/)(mode|run\.dir|sweep|launcher|sweeper|output_subdir|job\.name|callbacks)"
 )
-_PLAIN = re.compile(r"^[\w./:@+-]+$")
 CHILD_WAIT_S = 120.0
-
-
-def hydra_value(text: str) -> str:
-    """A string as a Hydra override value (quoted unless it is a plain path)."""
-    if _PLAIN.match(text):
-        return text
-    return '"' + text.replace("\\", "\\\\").replace('"', '\\"') + '"'
 
 
 def _override_key(override: str) -> str:
@@ -88,7 +82,7 @@ def child_command(
     command += list(extra)
     command += [o for o in hc.overrides.hydra if not _PARENT_ONLY.match(o)]
     command += [
-        f"hydra.run.dir={hydra_value(run_dir)}",
+        f"hydra.run.dir={override_value(run_dir)}",
         "hydra.output_subdir=null",  # the parent alone writes .hydra/
         f"hydra.job.name=train_ddp_process_{local_rank}",  # its log: RUN_DIR/<name>.log
     ]

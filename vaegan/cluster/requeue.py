@@ -26,10 +26,9 @@ from typing import Any
 
 import lightning as L
 
-from vaegan.app.layout import RunLayout
 from vaegan.app.sweep import mark_run
 from vaegan.callbacks.checkpoint import GenStepCheckpoint
-from vaegan.core.guard import last_checkpoint_path
+from vaegan.vocab.layout import RunLayout, last_checkpoint_path
 
 log = logging.getLogger("vaegan")
 

@@ -13,15 +13,13 @@ the last finite values are read only on the failure path.
 from __future__ import annotations
 
 import logging
-from pathlib import Path
 from typing import Any
 
 import torch
-from lightning.pytorch.callbacks import ModelCheckpoint
 from torch import Tensor
 
-from vaegan.app.layout import LAST_CKPT, RunLayout
-from vaegan.core.checks import require
+from vaegan.vocab.checks import require
+from vaegan.vocab.layout import last_checkpoint_path
 
 log = logging.getLogger("vaegan")
 
@@ -50,14 +48,6 @@ class NonFiniteLossError(RuntimeError):
 
 def _optimizer_grads(opt: Any) -> list[Tensor]:
     return [p.grad for g in opt.param_groups for p in g["params"] if p.grad is not None]
-
-
-def last_checkpoint_path(trainer: Any) -> Path:
-    """Where ``last.ckpt`` goes: the checkpoint callback's dir, else RUN_DIR/checkpoints."""
-    for callback in trainer.checkpoint_callbacks:
-        if isinstance(callback, ModelCheckpoint) and callback.dirpath:
-            return Path(callback.dirpath) / LAST_CKPT
-    return RunLayout(trainer.default_root_dir).last_ckpt
 
 
 class NonFiniteGuard:

@@ -20,7 +20,14 @@ from vaegan.core import rng
 from vaegan.core.guard import NonFiniteGuard
 from vaegan.core.hooks import GeneratorOutputHook, ValidationReconstructionHook, callbacks_with
 from vaegan.core.lightning_logs import logger_writes_this_step
-from vaegan.core.metric_names import (
+from vaegan.core.optim import OptimConfig
+from vaegan.core.schedules import BetaSchedule, GanSchedule
+from vaegan.data.batch import batch_images
+from vaegan.losses.objective import VAEGANObjective
+from vaegan.losses.perceptual import Perceptual
+from vaegan.models.autoencoder import AutoencoderKL
+from vaegan.models.distributions import DiagonalGaussian
+from vaegan.vocab.metric_names import (
     GEN_STEP,
     TRAIN_NONFINITE_STEPS,
     VAL_KL,
@@ -30,17 +37,6 @@ from vaegan.core.metric_names import (
     VAL_SSIM,
     train,
 )
-from vaegan.core.optim import OptimConfig
-from vaegan.core.schedules import BetaSchedule, GanSchedule
-from vaegan.losses.objective import VAEGANObjective
-from vaegan.losses.perceptual import Perceptual
-from vaegan.models.autoencoder import AutoencoderKL
-from vaegan.models.distributions import DiagonalGaussian
-
-
-def batch_images(batch: Any) -> Tensor:
-    """Images from a batch that is a tensor or an (images, labels) pair."""
-    return batch[0] if isinstance(batch, (list, tuple)) else batch
 
 
 class VAEGAN(L.LightningModule):

@@ -10,7 +10,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from vaegan.core.checks import require
+from vaegan.vocab.checks import require
 
 
 def _finite_positive(key: str, value: float | None, rule: str, allowed: str) -> None:

@@ -12,7 +12,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, fields
 from typing import Any
 
-from vaegan.core.checks import choice, require
+from vaegan.vocab.checks import choice, require
 
 BETA_SCHEDULES = ("constant", "linear", "cyclical", "sigmoid", "capacity")
 GAN_KEYS = ("gan_start", "gan_ramp_steps")  # in the `schedule` section, read by GanSchedule

@@ -19,9 +19,9 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from vaegan.app.layout import CHECKPOINTS, RunLayout
 from vaegan.interop import keys as K
 from vaegan.models.autoencoder import AutoencoderKL, num_groups
+from vaegan.vocab.layout import CHECKPOINTS, RunLayout
 
 WEIGHTS = ("auto", "ema", "raw")
 """Which weights of a vaegan checkpoint: ``auto`` = the EMA weights when it has them."""

@@ -11,7 +11,7 @@ from hydra.core.override_parser.overrides_parser import OverridesParser
 from hydra.types import RunMode
 from omegaconf import OmegaConf
 
-from vaegan.app.redact import redact_overrides
+from vaegan.vocab.redact import redact_overrides
 
 
 def _hydra() -> Any | None:

@@ -20,7 +20,7 @@ from typing import Any
 from lightning.pytorch.loggers import CSVLogger
 from lightning.pytorch.utilities.rank_zero import rank_zero_only
 
-from vaegan.app.layout import METRICS_FILE
+from vaegan.vocab.layout import METRICS_FILE
 
 
 class ResumableCSVLogger(CSVLogger):

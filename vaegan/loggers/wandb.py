@@ -19,9 +19,9 @@ from typing import Any
 from lightning.pytorch.loggers import Logger, WandbLogger
 from omegaconf import DictConfig, OmegaConf
 
-from vaegan.core.metric_names import GEN_STEP
 from vaegan.loggers.hydra_names import run_label, sweep_group
 from vaegan.loggers.once import warn_once
+from vaegan.vocab.metric_names import GEN_STEP
 
 
 class SafeWandbLogger(WandbLogger):

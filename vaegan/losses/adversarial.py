@@ -13,7 +13,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from vaegan.core.checks import choice
+from vaegan.vocab.checks import choice
 
 
 class GanLoss(NamedTuple):

@@ -22,12 +22,12 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor, nn
 
-from vaegan.core.checks import require
-from vaegan.core.precision import autocast_off, fp32_posterior
 from vaegan.losses.adversarial import adaptive_weight, gan_loss
 from vaegan.losses.perceptual import Perceptual
+from vaegan.losses.precision import autocast_off, fp32_posterior
 from vaegan.losses.reconstruction import nll_with_learned_logvar, pixel_loss, reduction
 from vaegan.models.distributions import DiagonalGaussian
+from vaegan.vocab.checks import require
 
 
 @dataclass
@@ -148,7 +148,7 @@ class VAEGANObjective(nn.Module):
         weighted_lpips = None if lpips is None else self.perceptual_weight * lpips.expand_as(pixel)
         nll = self.reduce(self._nll(pixel if lpips is None else pixel + weighted_lpips))
 
-        with autocast_off(x):  # KL in fp32 under mixed precision (see vaegan.core.precision)
+        with autocast_off(x):  # KL in fp32 under mixed precision (see vaegan.losses.precision)
             posterior = fp32_posterior(posterior)
             kl = posterior.kl().mean()
             kl_mu, kl_var = posterior.kl_parts()

@@ -11,7 +11,7 @@ from collections.abc import Callable
 import torch
 from torch import Tensor
 
-from vaegan.core.checks import choice
+from vaegan.vocab.checks import choice
 
 
 def l1(x: Tensor, xrec: Tensor) -> Tensor:

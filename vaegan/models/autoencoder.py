@@ -15,12 +15,12 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 from torch.utils.checkpoint import checkpoint
 
-from vaegan.core.checks import choice, require
 from vaegan.models.distributions import (
     DiagonalGaussian,
     check_posterior_args,
     posterior_from_moments,
 )
+from vaegan.vocab.checks import choice, require
 
 
 def num_groups(channels: int, max_groups: int = 32) -> int:

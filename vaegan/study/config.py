@@ -24,6 +24,7 @@ from vaegan.study.measures import MEASURES, WINDOW_PARAMS
 from vaegan.study.rules import Condition, Gate, Test
 from vaegan.study.runner import Job
 from vaegan.train import CONFIG_DIR
+from vaegan.vocab.overrides import override_value
 
 STUDY_CONFIG_DIR = str(Path(CONFIG_DIR) / "study")
 NOGAN = "nogan"  # `<arm>@nogan`: the arm's no-GAN trajectory (vaegan.study.pairs)
@@ -156,7 +157,7 @@ class Study:
 
     def overrides(self, arm: Arm, seed: int) -> tuple[str, ...]:
         """The full ``vaegan-train`` override list of one run."""
-        own = [f"{key}={hydra_value(value)}" for key, value in arm.settings.items()]
+        own = [f"{key}={override_value(value)}" for key, value in arm.settings.items()]
         return (*self.common, *own, f"seed={seed}", f"run_name=study_{arm.regime}_{arm.role}")
 
     def all_jobs(self) -> list[Job]:
@@ -174,17 +175,6 @@ def split_ref(ref: str) -> tuple[str, str]:
     """``base@nogan`` → (``base``, ``nogan``); ``base`` → (``base``, "")."""
     role, _, view = str(ref).partition("@")
     return role, view
-
-
-def hydra_value(value: Any) -> str:
-    """A YAML value as the right-hand side of a Hydra override."""
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, (list, tuple)):
-        return "[" + ",".join(hydra_value(v) for v in value) + "]"
-    if value is None:
-        return "null"
-    return str(value)
 
 
 # ---------------------------------------------------------------- loading and checking

@@ -14,7 +14,7 @@ import numpy as np
 
 from vaegan.analysis.diagnose import diagnose, grad_means, rel_change
 from vaegan.analysis.runs import Run
-from vaegan.core import metric_names
+from vaegan.vocab import metric_names
 
 Window = tuple[float, float]  # fractions of the run's steps, half-open: [0.9, 1.0)
 MIN_POINTS = 3  # a slope needs this many logged points in its window

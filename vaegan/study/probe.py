@@ -18,7 +18,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from vaegan.core.metric_names import PROBE_HF_RATIO, PROBE_LOWPASS_L1
+from vaegan.vocab.metric_names import PROBE_HF_RATIO, PROBE_LOWPASS_L1
 
 HF_CUTOFF = 0.5  # fraction of the Nyquist frequency above which power counts as "high"
 POOL = 4  # average-pooling factor for the low-frequency error

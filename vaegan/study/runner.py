@@ -24,9 +24,9 @@ from pathlib import Path
 import torch
 from omegaconf import DictConfig, OmegaConf
 
-from vaegan.app.layout import RunLayout
-from vaegan.core.metric_names import GEN_STEP
 from vaegan.train import compose_train_config, run
+from vaegan.vocab.layout import RunLayout
+from vaegan.vocab.metric_names import GEN_STEP
 
 DONE_FILE = "study_done.json"  # written last: a run dir without it is re-trained
 

@@ -1,7 +1,7 @@
 """The run directory's layout: every name a run writes below RUN_DIR, defined once.
 
 The vocabulary every layer shares (the guard and requeue write ``last.ckpt``, the analysis
-reads ``metrics.csv``), so it imports nothing but pathlib: ``vaegan-diagnose`` and the
+reads ``metrics.csv``), so it imports nothing but the standard library: ``vaegan-diagnose`` and the
 notebook read run dirs without importing torch or Lightning.
 """
 
@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 CHECKPOINTS = "checkpoints"
 LAST_CKPT = "last.ckpt"
@@ -110,3 +111,12 @@ class RunLayout:
     @property
     def lock(self) -> Path:
         return self.root / LOCK_FILE
+
+
+def last_checkpoint_path(trainer: Any) -> Path:
+    """Where ``last.ckpt`` goes: the checkpoint callback's ``dirpath`` (Lightning's
+    ``trainer.checkpoint_callbacks``), else RUN_DIR/checkpoints."""
+    for callback in trainer.checkpoint_callbacks:
+        if getattr(callback, "dirpath", None):
+            return Path(callback.dirpath) / LAST_CKPT
+    return RunLayout(trainer.default_root_dir).last_ckpt

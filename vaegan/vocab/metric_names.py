@@ -20,12 +20,25 @@ def grad(term: str, part: str) -> str:
     return f"{GRAD}{term}/{part}"
 
 
+# The objective's own names for its terms (GeneratorTerms.logs, the discriminator's terms, the
+# guard's fixes); each is logged as train(<name>).
+LOSS, REC, REC_PER_PIXEL, NLL, LOGVAR = "loss", "rec", "rec_per_pixel", "nll", "logvar"
+PERCEPTUAL, PERCEPTUAL_WEIGHTED = "perceptual", "perceptual_weighted"
+KL, KL_MU, KL_VAR, KL_WEIGHTED = "kl", "kl_mu", "kl_var", "kl_weighted"
+BETA, CAPACITY = "beta", "capacity"
+G_ADV, G_ADV_WEIGHTED, ADV_WEIGHT = "g_adv", "g_adv_weighted", "adv_weight"
+ADAPTIVE_WEIGHT, ADAPTIVE_CLAMPED = "adaptive_weight", "adaptive_clamped"
+D_LOSS, D_REAL, D_FAKE, D_ACC = "d_loss", "d_real", "d_fake", "d_acc"
+ADV = "adv"  # λ·g_adv as it enters the loss: the name of the adversarial part in grad/<term>/
+
 # the parts grad(term, part) is logged for (callbacks/gradients.py, callbacks/kl_push.py)
 ENCODER, DECODER, SHARE, ENCODER_SHARE = "encoder", "decoder", "share", "encoder_share"
+POSTERIOR_MU, POSTERIOR_LOGVAR = "mu", "logvar"  # the gradient on the posterior's μ, log σ²
 KL_PUSH, KL_PUSH_MU, KL_PUSH_VAR = "kl_push", "kl_push_mu", "kl_push_var"
 KL_PUSH_SGD = "kl_push_sgd"
 KL_PUSHES = (KL_PUSH, KL_PUSH_MU, KL_PUSH_VAR, KL_PUSH_SGD)
-GRAD_TERMS = ("rec", "perceptual", "kl", "adv")  # the loss terms, as GeneratorTerms.parts names
+GRAD_PARTS = (ENCODER, DECODER, POSTERIOR_MU, POSTERIOR_LOGVAR, ENCODER_SHARE, SHARE, *KL_PUSHES)
+GRAD_TERMS = (REC, PERCEPTUAL, KL, ADV)  # the loss terms, as GeneratorTerms.parts names
 
 
 def latent_kl_dim(channel: int) -> str:
@@ -33,25 +46,31 @@ def latent_kl_dim(channel: int) -> str:
 
 
 # generator terms (unweighted unless the name says so)
-TRAIN_LOSS = train("loss")
-TRAIN_REC = train("rec")
-TRAIN_PERCEPTUAL = train("perceptual")
-TRAIN_PERCEPTUAL_WEIGHTED = train("perceptual_weighted")
-TRAIN_NLL = train("nll")
-TRAIN_KL = train("kl")
-TRAIN_KL_MU = train("kl_mu")
-TRAIN_KL_VAR = train("kl_var")
-TRAIN_KL_WEIGHTED = train("kl_weighted")
-TRAIN_BETA = train("beta")
-TRAIN_G_ADV = train("g_adv")
-TRAIN_G_ADV_WEIGHTED = train("g_adv_weighted")
-TRAIN_ADV_WEIGHT = train("adv_weight")
+TRAIN_LOSS = train(LOSS)
+TRAIN_REC = train(REC)
+TRAIN_REC_PER_PIXEL = train(REC_PER_PIXEL)
+TRAIN_PERCEPTUAL = train(PERCEPTUAL)
+TRAIN_PERCEPTUAL_WEIGHTED = train(PERCEPTUAL_WEIGHTED)
+TRAIN_NLL = train(NLL)
+TRAIN_LOGVAR = train(LOGVAR)
+TRAIN_KL = train(KL)
+TRAIN_KL_MU = train(KL_MU)
+TRAIN_KL_VAR = train(KL_VAR)
+TRAIN_KL_WEIGHTED = train(KL_WEIGHTED)
+TRAIN_BETA = train(BETA)
+TRAIN_CAPACITY = train(CAPACITY)
+TRAIN_G_ADV = train(G_ADV)
+TRAIN_G_ADV_WEIGHTED = train(G_ADV_WEIGHTED)
+TRAIN_ADV_WEIGHT = train(ADV_WEIGHT)
+TRAIN_ADAPTIVE_WEIGHT = train(ADAPTIVE_WEIGHT)
+TRAIN_ADAPTIVE_CLAMPED = train(ADAPTIVE_CLAMPED)
 TRAIN_ADAPTIVE_CLAMP_HITS = train("adaptive_clamp_hits")
 TRAIN_NONFINITE_STEPS = train("nonfinite_steps")
 # discriminator
-TRAIN_D_LOSS = train("d_loss")
-TRAIN_D_REAL = train("d_real")
-TRAIN_D_FAKE = train("d_fake")
+TRAIN_D_LOSS = train(D_LOSS)
+TRAIN_D_REAL = train(D_REAL)
+TRAIN_D_FAKE = train(D_FAKE)
+TRAIN_D_ACC = train(D_ACC)
 TRAIN_D_ACC_REAL = train("d_acc_real")
 TRAIN_D_ACC_FAKE = train("d_acc_fake")
 # validation

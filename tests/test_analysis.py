@@ -33,32 +33,33 @@ from vaegan.analysis.diagnose import (
     last_step_before,
 )
 from vaegan.analysis.runs import find_metrics
+from vaegan.vocab import metric_names as metric
 
 
 def benign(root: Path, **kw) -> Path:
     kl = 400 * (1 - np.exp(-T / 300))
     rec = 0.05 + 0.2 * np.exp(-T / 400)
     train = {
-        "train/kl": noisy(kl + 0.1),
-        "train/rec": noisy(rec),
-        "train/beta": const(1e-4),
-        "latent/total_dims": const(4096),
-        "latent/active_units": const(3000),
-        "latent/clamp_frac": const(0.0),
-        "latent/logvar_min": const(-8.0),
+        metric.TRAIN_KL: noisy(kl + 0.1),
+        metric.TRAIN_REC: noisy(rec),
+        metric.TRAIN_BETA: const(1e-4),
+        metric.LATENT_TOTAL_DIMS: const(4096),
+        metric.LATENT_ACTIVE_UNITS: const(3000),
+        metric.LATENT_CLAMP_FRAC: const(0.0),
+        metric.LATENT_LOGVAR_MIN: const(-8.0),
     }
-    return make_run(root, train, {"val/rec": val_of(rec)}, **kw)
+    return make_run(root, train, {metric.VAL_REC: val_of(rec)}, **kw)
 
 
 def explosion(root: Path) -> Path:
     rec = 0.1 + 0.05 * np.exp(-T / 200)
     train = {
-        "train/kl": noisy(5 * T + 1),
-        "train/rec": noisy(rec, 0.002),
-        "train/beta": const(1e-6),
-        "latent/total_dims": const(4096),
-        "latent/clamp_frac": np.where(T > 1000, 0.3, 0.0),
-        "latent/logvar_min": const(-30),
+        metric.TRAIN_KL: noisy(5 * T + 1),
+        metric.TRAIN_REC: noisy(rec, 0.002),
+        metric.TRAIN_BETA: const(1e-6),
+        metric.LATENT_TOTAL_DIMS: const(4096),
+        metric.LATENT_CLAMP_FRAC: np.where(T > 1000, 0.3, 0.0),
+        metric.LATENT_LOGVAR_MIN: const(-30),
     }
     return make_run(
         root, train, config={"loss.rec_reduction": "sum", "beta": 1e-6, "gan_start": 10**6}
@@ -73,20 +74,20 @@ def plateau(root: Path, already_flat: bool = False) -> Path:
         kl = np.where(T < GS, 0.5 * T, 0.5 * GS + 0.02 * (T - GS)) + 1
     after = T >= GS
     train = {
-        "train/kl": noisy(kl, 0.002),
-        "train/rec": noisy(0.05 + 0.2 * np.exp(-T / 400)),
-        "train/g_adv": np.where(after, 0.5, 0.0),
-        "latent/total_dims": const(4096),
-        "grad/adv/encoder": np.where(after, 0.01, 0.0),
-        "grad/adv/decoder": np.where(after, 1.0, 0.0),
-        "grad/rec/encoder": const(0.5),
-        "grad/rec/decoder": const(1.0),
-        "grad/kl/encoder": const(0.1),
-        "grad/kl/decoder": const(0.0),
-        "latent/mu_mean": const(0.0),
-        "latent/mu_std": 1 + T / N,
-        "latent/logvar_mean": -3 * T / N,
-        "latent/var_mean": np.exp(-3 * T / N),
+        metric.TRAIN_KL: noisy(kl, 0.002),
+        metric.TRAIN_REC: noisy(0.05 + 0.2 * np.exp(-T / 400)),
+        metric.TRAIN_G_ADV: np.where(after, 0.5, 0.0),
+        metric.LATENT_TOTAL_DIMS: const(4096),
+        metric.grad(metric.ADV, metric.ENCODER): np.where(after, 0.01, 0.0),
+        metric.grad(metric.ADV, metric.DECODER): np.where(after, 1.0, 0.0),
+        metric.grad(metric.REC, metric.ENCODER): const(0.5),
+        metric.grad(metric.REC, metric.DECODER): const(1.0),
+        metric.grad(metric.KL, metric.ENCODER): const(0.1),
+        metric.grad(metric.KL, metric.DECODER): const(0.0),
+        metric.LATENT_MU_MEAN: const(0.0),
+        metric.LATENT_MU_STD: 1 + T / N,
+        metric.LATENT_LOGVAR_MEAN: -3 * T / N,
+        metric.LATENT_VAR_MEAN: np.exp(-3 * T / N),
     }
     return make_run(root, train)
 
@@ -97,11 +98,12 @@ def overweighted(root: Path) -> Path:
     rec = np.where(T < GS, 0.05 + 0.2 * np.exp(-T / 150), 0.05 + 0.03 * (T - GS) / (N - GS))
     psnr = np.where(VAL_T < GS, 20 + 8 * VAL_T / GS, 28 - 2 * (VAL_T - GS) / (N - GS))
     train = {
-        "train/kl": noisy(kl),
-        "train/rec": noisy(rec, 0.002),
-        "latent/total_dims": const(4096),
+        metric.TRAIN_KL: noisy(kl),
+        metric.TRAIN_REC: noisy(rec, 0.002),
+        metric.LATENT_TOTAL_DIMS: const(4096),
     }
-    return make_run(root, train, {"val/rec": val_of(rec), "val/psnr": psnr}, val_has_gen_step=False)
+    val = {metric.VAL_REC: val_of(rec), metric.VAL_PSNR: psnr}
+    return make_run(root, train, val, val_has_gen_step=False)
 
 
 # ---------------------------------------------------------------- loading
@@ -110,29 +112,31 @@ def overweighted(root: Path) -> Path:
 def test_load_run_aligns_sparse_rows_on_gen_step(tmp_path: Path) -> None:
     run = load_run(overweighted(tmp_path / "r"))
     assert run.x_name == "gen_step"
-    assert np.array_equal(run.get("train/kl").x, T)
+    assert np.array_equal(run.get(metric.TRAIN_KL).x, T)
     # val rows carry only Lightning's step (= 2 x gen_step): gen_step is interpolated
-    assert np.allclose(run.get("val/psnr").x, VAL_T)
+    assert np.allclose(run.get(metric.VAL_PSNR).x, VAL_T)
     assert run.gan_start == GS and run.rec_reduction == "mean"
     assert run.logvar_bounds == (-30.0, 20.0)
-    assert run.get("train/nonexistent") is None
+    assert run.get(metric.train("nonexistent")) is None
 
 
 def test_newest_metrics_file_wins(tmp_path: Path) -> None:
     for i, age in ((0, 100), (1, 0)):
         d = tmp_path / "csv" / f"version_{i}"
         d.mkdir(parents=True)
-        (d / "metrics.csv").write_text(f"gen_step,train/kl\n0,{i}\n1,{i}\n")
+        (d / "metrics.csv").write_text(f"gen_step,{metric.TRAIN_KL}\n0,{i}\n1,{i}\n")
         os.utime(d / "metrics.csv", (1e9 - age, 1e9 - age))
     assert find_metrics(tmp_path).parent.name == "version_1"
-    assert load_run(tmp_path).get("train/kl").last == 1
+    assert load_run(tmp_path).get(metric.TRAIN_KL).last == 1
 
 
 def test_duplicate_steps_are_averaged_and_step_is_the_fallback(tmp_path: Path) -> None:
-    (tmp_path / "metrics.csv").write_text("epoch,step,train/kl\n0,0,1\n0,0,3\n0,5,\n0,7,2\n")
+    (tmp_path / "metrics.csv").write_text(
+        f"epoch,step,{metric.TRAIN_KL}\n0,0,1\n0,0,3\n0,5,\n0,7,2\n")
     run = load_run(tmp_path)
     assert run.x_name == "step"
-    assert run.get("train/kl").x.tolist() == [0, 7] and run.get("train/kl").y.tolist() == [2, 2]
+    kl = run.get(metric.TRAIN_KL)
+    assert kl.x.tolist() == [0, 7] and kl.y.tolist() == [2, 2]
 
 
 def test_dir_without_metrics_is_a_run_dir_error(tmp_path: Path, capsys) -> None:
@@ -175,7 +179,8 @@ def test_malignant_explosion_names_its_causes(tmp_path: Path) -> None:
 
 def test_huge_kl_per_dim_on_a_tiny_latent_is_malignant(tmp_path: Path) -> None:
     kl = 60 * (1 - np.exp(-T / 100))  # flat at the end, but 30 nats per dim on 2 dims
-    train = {"train/kl": kl, "train/rec": 0.1 + np.exp(-T / 100), "latent/total_dims": const(2)}
+    train = {metric.TRAIN_KL: kl, metric.TRAIN_REC: 0.1 + np.exp(-T / 100),
+             metric.LATENT_TOTAL_DIMS: const(2)}
     d = diagnose(load_run(make_run(tmp_path / "r", train)))
     assert d.verdict == MALIGNANT and d.evidence["kl_per_dim_final"] == pytest.approx(30, rel=0.01)
     assert any("latent too small" in c for c in d.causes)
@@ -183,10 +188,10 @@ def test_huge_kl_per_dim_on_a_tiny_latent_is_malignant(tmp_path: Path) -> None:
 
 def test_posterior_collapse(tmp_path: Path) -> None:
     train = {
-        "train/kl": noisy(const(1e-4), 0.1),
-        "train/rec": noisy(const(0.2)),
-        "latent/total_dims": const(4096),
-        "latent/active_units": const(0),
+        metric.TRAIN_KL: noisy(const(1e-4), 0.1),
+        metric.TRAIN_REC: noisy(const(0.2)),
+        metric.LATENT_TOTAL_DIMS: const(4096),
+        metric.LATENT_ACTIVE_UNITS: const(0),
     }
     d = diagnose(load_run(make_run(tmp_path / "r", train)))
     assert d.verdict == COLLAPSE, d.explanation
@@ -215,7 +220,8 @@ def test_before_gan_window_stops_short_of_gan_start(tmp_path: Path) -> None:
         rows = list(csv.DictReader(fh))
     for row in rows:
         if row["gen_step"] and float(row["gen_step"]) < GS:
-            row["grad/adv/encoder"] = row["grad/adv/decoder"] = ""
+            for part in (metric.ENCODER, metric.DECODER):
+                row[metric.grad(metric.ADV, part)] = ""
     with open(metrics, "w", newline="") as fh:
         writer = csv.DictWriter(fh, fieldnames=list(rows[0]))
         writer.writeheader()
@@ -236,16 +242,16 @@ def test_no_causal_claim_when_kl_was_flat_before_gan_start(tmp_path: Path) -> No
 def test_gan_over_weighted(tmp_path: Path) -> None:
     d = diagnose(load_run(overweighted(tmp_path / "r")))
     assert FLAG_GAN_HEAVY in d.flags, d.explanation
-    assert d.evidence["train/rec_change_after_gan"] == pytest.approx(0.6, rel=0.1)
-    assert d.evidence["val/psnr_drop_after_gan"] == pytest.approx(2, rel=0.1)
+    assert d.evidence[f"{metric.TRAIN_REC}_change_after_gan"] == pytest.approx(0.6, rel=0.1)
+    assert d.evidence[f"{metric.VAL_PSNR}_drop_after_gan"] == pytest.approx(2, rel=0.1)
     w1 = next(s for s in d.explanation if s.startswith("Reconstruction got worse"))
-    assert "train/rec" in w1 and "val/rec" in w1 and "val/psnr" in w1
+    assert metric.TRAIN_REC in w1 and metric.VAL_REC in w1 and metric.VAL_PSNR in w1
     assert FLAG_GAN_HEAVY not in diagnose(load_run(plateau(tmp_path / "p"))).flags
 
 
 def test_short_run_is_inconclusive(tmp_path: Path) -> None:
     t = T[:5]
-    d = diagnose(load_run(make_run(tmp_path / "r", {"train/kl": t + 1}, t=t)))
+    d = diagnose(load_run(make_run(tmp_path / "r", {metric.TRAIN_KL: t + 1}, t=t)))
     assert d.verdict == INCONCLUSIVE and "Too little data" in d.explanation[0]
 
 
@@ -277,8 +283,8 @@ def test_report_and_plots_are_written(tmp_path: Path) -> None:
 
 
 def test_kl_per_dim_heatmap(tmp_path: Path) -> None:
-    train = {"train/kl": 10 * (1 - np.exp(-T / 300)) + 0.1}
-    train |= {f"latent/kl_dim/{i}": (i + 1) * (1 - np.exp(-T / 300)) + 1e-3 for i in range(4)}
+    train = {metric.TRAIN_KL: 10 * (1 - np.exp(-T / 300)) + 0.1}
+    train |= {metric.latent_kl_dim(i): (i + 1) * (1 - np.exp(-T / 300)) + 1e-3 for i in range(4)}
     run_dir = make_run(tmp_path / "r", train)
     write_report(run_dir)
     assert (run_dir / "plots" / "kl_per_dim.png").stat().st_size > 1000
@@ -345,9 +351,9 @@ def test_compare_explicit_runs_to_out_dir(tmp_path: Path) -> None:
 def test_diagnose_says_kl_went_non_finite_and_from_which_step(tmp_path: Path) -> None:
     """An all-NaN KL used to read as "too little data: 0 points"."""
     kl = np.where(T >= T[5], np.nan, 100.0)
-    run = load_run(make_run(tmp_path / "r", {"train/kl": kl, "train/rec": const(0.1)}))
+    run = load_run(make_run(tmp_path / "r", {metric.TRAIN_KL: kl, metric.TRAIN_REC: const(0.1)}))
     text = " ".join(diagnose(run).explanation)
-    assert f"train/kl is non-finite (NaN/inf) from gen_step {T[5]:g} on" in text, text
+    assert f"{metric.TRAIN_KL} is non-finite (NaN/inf) from gen_step {T[5]:g} on" in text, text
     assert "Too little data" not in text
 
 

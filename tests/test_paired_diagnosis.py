@@ -30,6 +30,7 @@ from vaegan.analysis.paired import (
     PAIR_MISMATCHED,
 )
 from vaegan.analysis.runs import find_runs
+from vaegan.vocab import metric_names as metric
 
 RISE, FLAT = 0.5, 0.02  # nats per step
 
@@ -41,14 +42,14 @@ def kl_curve(after: float) -> np.ndarray:
 def branch(root: Path, after: float, val_rec: float = 0.1, control: bool = False) -> Path:
     kl = kl_curve(after)
     train = {
-        "train/kl": noisy(kl, 0.002),
-        "train/kl_mu": noisy(0.8 * kl, 0.002),
-        "train/kl_var": noisy(0.2 * kl, 0.002),
-        "train/rec": noisy(const(0.1), 0.01),
-        "train/beta": const(1e-6),
-        "latent/logvar_mean": const(-3.0),
+        metric.TRAIN_KL: noisy(kl, 0.002),
+        metric.TRAIN_KL_MU: noisy(0.8 * kl, 0.002),
+        metric.TRAIN_KL_VAR: noisy(0.2 * kl, 0.002),
+        metric.TRAIN_REC: noisy(const(0.1), 0.01),
+        metric.TRAIN_BETA: const(1e-6),
+        metric.LATENT_LOGVAR_MEAN: const(-3.0),
     }
-    val = {"val/rec": np.full(len(VAL_T), val_rec), "val/psnr": np.full(len(VAL_T), 25.0)}
+    val = {metric.VAL_REC: np.full(len(VAL_T), val_rec), metric.VAL_PSNR: np.full(len(VAL_T), 25.0)}
     keep = T >= GS if control else slice(None)
     out = make_run(root, {k: v[keep] for k, v in train.items()}, val, t=T[keep])
     if control:
@@ -79,8 +80,9 @@ def test_each_verdict_is_reachable(tmp_path, gan_after, control_after, verdict):
     assert ev["pair_fork"] == GS and ev["pair_late_hi"] == T[-1]
     late = {r.name: r for r in effect.rows if r.lo == ev["pair_late_lo"]}
     expected_gap = np.mean(kl_curve(gan_after) - kl_curve(control_after), where=T >= 1500)
-    assert late["train/kl"].diff == pytest.approx(expected_gap, rel=0.05, abs=5)
-    assert {"train/kl_mu", "train/kl_var", "latent/logvar_mean", "val/rec"} <= set(late)
+    assert late[metric.TRAIN_KL].diff == pytest.approx(expected_gap, rel=0.05, abs=5)
+    assert {metric.TRAIN_KL_MU, metric.TRAIN_KL_VAR, metric.LATENT_LOGVAR_MEAN,
+            metric.VAL_REC} <= set(late)
 
 
 def test_without_a_control_no_causal_claim(tmp_path):
@@ -111,7 +113,7 @@ def test_the_control_belongs_to_its_run(tmp_path, capsys):
     assert find_runs(tmp_path / "sweep") == [tmp_path / "sweep" / "0", tmp_path / "sweep" / "1"]
     run = load_run(run_dir)
     assert run.control is not None and run.control.path == run_dir / "control"
-    assert run.get("train/kl").x[0] == 0  # the GAN run's own metrics, not the control's
+    assert run.get(metric.TRAIN_KL).x[0] == 0  # the GAN run's own metrics, not the control's
 
     assert diagnose_main([str(run_dir)]) == 0
     out = capsys.readouterr().out

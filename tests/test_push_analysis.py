@@ -15,6 +15,7 @@ from vaegan.analysis.diagnose import diagnose
 from vaegan.analysis.plots import plot_kl_curves
 from vaegan.analysis.push import Push, direction, sign_test
 from vaegan.analysis.runs import load_run
+from vaegan.vocab import metric_names as metric
 
 RNG = np.random.default_rng(1)
 
@@ -26,13 +27,14 @@ def pushing_run(root: Path) -> Path:
     before = T < GS
     alternating = np.where(np.arange(len(T)) % 2 == 0, 1.0, -1.0)
     train = {
-        "train/kl": kl, "train/rec": 100 * np.exp(-T / 800) + 5,
-        "grad/rec/kl_push": np.where(before, 500.0, 5.0) * (1 + 0.1 * RNG.random(len(T))),
-        "grad/rec/kl_push_mu": np.full(len(T), 300.0),
-        "grad/rec/kl_push_var": np.full(len(T), 200.0),
-        "grad/perceptual/kl_push": 80.0 * alternating,
-        "grad/kl/kl_push": np.full(len(T), -0.02),
-        "grad/adv/kl_push": np.where(before, np.nan, -900.0),
+        metric.TRAIN_KL: kl, metric.TRAIN_REC: 100 * np.exp(-T / 800) + 5,
+        metric.grad(metric.REC, metric.KL_PUSH):
+            np.where(before, 500.0, 5.0) * (1 + 0.1 * RNG.random(len(T))),
+        metric.grad(metric.REC, metric.KL_PUSH_MU): np.full(len(T), 300.0),
+        metric.grad(metric.REC, metric.KL_PUSH_VAR): np.full(len(T), 200.0),
+        metric.grad(metric.PERCEPTUAL, metric.KL_PUSH): 80.0 * alternating,
+        metric.grad(metric.KL, metric.KL_PUSH): np.full(len(T), -0.02),
+        metric.grad(metric.ADV, metric.KL_PUSH): np.where(before, np.nan, -900.0),
     }
     return make_run(root, train, config={"beta": 1e-6})
 
@@ -61,7 +63,7 @@ def test_kl_curves_gets_a_push_panel_and_compare_a_push_column(tmp_path):
     run_dir = pushing_run(tmp_path / "r")
     run = load_run(run_dir)
     with_push = Image.open(plot_kl_curves(run, tmp_path / "with.png")).size
-    plain = make_run(tmp_path / "plain", {"train/kl": np.linspace(10, 100, len(T))})
+    plain = make_run(tmp_path / "plain", {metric.TRAIN_KL: np.linspace(10, 100, len(T))})
     without = Image.open(plot_kl_curves(load_run(plain), tmp_path / "without.png")).size
     assert with_push[1] > without[1]  # one more panel, taller figure
     comparison = compare_runs([run_dir], out_dir=tmp_path / "cmp")

@@ -15,6 +15,7 @@ from vaegan.study.evaluate import RunTable
 from vaegan.study.plan import plan
 from vaegan.study.provenance import Clock
 from vaegan.study.runner import DONE_FILE, JobResult
+from vaegan.vocab import metric_names as metric
 
 
 def long_study(tmp_path: Path, *overrides: str):
@@ -56,8 +57,8 @@ def test_the_table_reads_each_arm_at_its_own_seeds(tmp_path):
     study = long_study(tmp_path)
     asked = []
     table = RunTable(study, load=lambda regime, role, seed: asked.append((role, seed)))
-    table.per_seed("ldm", "heavy", "mean", {"metric": "train/kl", "window": "final"})
-    table.per_seed("ldm", "base@nogan", "mean", {"metric": "train/kl", "window": "final"})
+    table.per_seed("ldm", "heavy", "mean", {"metric": metric.TRAIN_KL, "window": "final"})
+    table.per_seed("ldm", "base@nogan", "mean", {"metric": metric.TRAIN_KL, "window": "final"})
     assert asked == [("heavy", s) for s in range(3)] + [("base", s) for s in range(5)]
 
 

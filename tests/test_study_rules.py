@@ -25,6 +25,7 @@ from vaegan.study.rules import (
     judge,
 )
 from vaegan.study.stats import Interval, t_interval
+from vaegan.vocab import metric_names as metric
 
 STEPS = 100
 
@@ -51,9 +52,9 @@ def gate_of(study, cid: str, index: int = 0, gate: int = 0):
 
 
 def test_geometric_mean_of_variance_is_exp_of_mean_log_variance():
-    run = fake_run(**{"latent/logvar_mean": np.full(STEPS, math.log(0.1))})
-    assert measures.exp_mean(run, "latent/logvar_mean", (0.9, 1.0)) == pytest.approx(0.1)
-    assert measures.exp_mean(run, "latent/var_mean", (0.9, 1.0)) is None  # not logged
+    run = fake_run(**{metric.LATENT_LOGVAR_MEAN: np.full(STEPS, math.log(0.1))})
+    assert measures.exp_mean(run, metric.LATENT_LOGVAR_MEAN, (0.9, 1.0)) == pytest.approx(0.1)
+    assert measures.exp_mean(run, metric.LATENT_VAR_MEAN, (0.9, 1.0)) is None  # not logged
 
 
 @pytest.mark.parametrize(
@@ -65,16 +66,16 @@ def test_geometric_mean_of_variance_is_exp_of_mean_log_variance():
     ],
 )
 def test_slowdown_tells_a_forming_plateau_from_a_steady_climb(kl, below_half):
-    value = measures.slowdown(fake_run(**{"train/kl": kl}), "train/kl", (0.55, 1.0),
+    value = measures.slowdown(fake_run(**{metric.TRAIN_KL: kl}), metric.TRAIN_KL, (0.55, 1.0),
                               (0.35, 0.5), floor=0.1)
     assert value is not None and (value < 0.5) is below_half
 
 
 def test_pushes_read_the_kl_push_metrics_signed():
-    run = fake_run(**{"grad/adv/kl_push": np.full(STEPS, -0.5),
-                      "grad/rec/kl_push": np.full(STEPS, 2.0),
-                      "grad/perceptual/kl_push": np.full(STEPS, -0.5),
-                      "grad/adv/kl_push_var": np.full(STEPS, 0.25)})
+    run = fake_run(**{metric.grad(metric.ADV, metric.KL_PUSH): np.full(STEPS, -0.5),
+                      metric.grad(metric.REC, metric.KL_PUSH): np.full(STEPS, 2.0),
+                      metric.grad(metric.PERCEPTUAL, metric.KL_PUSH): np.full(STEPS, -0.5),
+                      metric.grad(metric.ADV, metric.KL_PUSH_VAR): np.full(STEPS, 0.25)})
     window = (0.55, 1.0)
     assert measures.push(run, "adv", window) == pytest.approx(-0.5)
     assert measures.push_sum(run, ["rec", "perceptual"], window) == pytest.approx(1.5)
@@ -104,7 +105,7 @@ def test_the_plateau_question_is_judged_over_the_gan_phase(study):
     for cid, index in (("G2", 3), ("W1", 2)):  # the level test: final KL, paired ratio
         test = study.claims[cid].tests[index]
         assert test.decisive and test.op == "ratio" and test.args == {
-            "metric": "train/kl", "window": "final"}
+            "metric": metric.TRAIN_KL, "window": "final"}
         assert test.supported.holds_value(1.0) and test.refuted.holds_value(0.83)  # 17 % down
 
 
@@ -127,8 +128,8 @@ def test_unpinned_gate_is_strict(study):
 
 def test_f3_gate_reads_the_bulk_not_the_tail(study):
     gate = gate_of(study, "F3")
-    run = fake_run(**{"latent/logvar_mean": np.full(STEPS, -7.0),
-                      "latent/logvar_min": np.full(STEPS, -28.0)})  # tail past, bulk not
+    run = fake_run(**{metric.LATENT_LOGVAR_MEAN: np.full(STEPS, -7.0),
+                      metric.LATENT_LOGVAR_MIN: np.full(STEPS, -28.0)})  # tail past, bulk not
     value = measures.MEASURES[gate.measure](
         run, **{**gate.args, "window": study.windows[gate.args["window"]]})
     assert value == pytest.approx(-7.0) and not gate.holds.holds_value(value)
@@ -211,4 +212,4 @@ def test_every_summary_row_carries_its_horizon(study):
     assert "**marginal (supported)**" in row and "**inconclusive**" in row
     assert "small: 800 steps, GAN from 400" in row
     assert "ldm +0.265" in row and "mean +0.0531" in row
-    assert study.raw["horizon"]["args"] == {"metric": "train/kl", "window": "before_gan"}
+    assert study.raw["horizon"]["args"] == {"metric": metric.TRAIN_KL, "window": "before_gan"}

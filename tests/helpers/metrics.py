@@ -5,13 +5,17 @@ from __future__ import annotations
 import csv
 from pathlib import Path
 
-# The metric contract (docs/INTERFACES.md): every run logs these names.
+from vaegan.vocab import metric_names as metric
+
+# The metric contract (docs/INTERFACES.md): every run logs these names. The names are spelled
+# once, in tests/test_metric_contract.py, which checks them against these constants.
 CONTRACT_TRAIN = [
-    "train/loss", "train/rec", "train/perceptual", "train/nll", "train/kl", "train/kl_weighted",
-    "train/beta", "train/kl_mu", "train/kl_var", "train/g_adv", "train/adv_weight",
-    "train/d_loss", "train/d_real", "train/d_fake",
+    metric.TRAIN_LOSS, metric.TRAIN_REC, metric.TRAIN_PERCEPTUAL, metric.TRAIN_NLL,
+    metric.TRAIN_KL, metric.TRAIN_KL_WEIGHTED, metric.TRAIN_BETA, metric.TRAIN_KL_MU,
+    metric.TRAIN_KL_VAR, metric.TRAIN_G_ADV, metric.TRAIN_ADV_WEIGHT,
+    metric.TRAIN_D_LOSS, metric.TRAIN_D_REAL, metric.TRAIN_D_FAKE,
 ]
-CONTRACT_VAL = ["val/rec", "val/kl", "val/psnr", "val/ssim", "val/lpips"]
+CONTRACT_VAL = [metric.VAL_REC, metric.VAL_KL, metric.VAL_PSNR, metric.VAL_SSIM, metric.VAL_LPIPS]
 
 
 def read_metrics(run_dir: Path) -> list[dict[str, str]]:

@@ -28,6 +28,7 @@ from vaegan.app.config import validate
 from vaegan.loggers.wandb import finish_wandb
 from vaegan.study.config import load_study
 from vaegan.train import build_callbacks, build_loggers, build_module, build_trainer
+from vaegan.vocab import metric_names as metric
 
 CONF = Path(__file__).resolve().parent.parent / "conf"
 STUDY = "study"  # conf/study/ is the study's own config (study.yaml), not a group of train.yaml
@@ -137,4 +138,4 @@ def test_gpu_trainer_trains_a_tiny_run(precision, tmp_path):
     result = train_tiny(tmp_path, "trainer=gpu", f"trainer.precision={precision}", "steps=4",
                         "gan_start=2")
     assert result["gen_step"] == 4
-    assert torch.isfinite(torch.tensor(result["metrics"]["train/loss"]))
+    assert torch.isfinite(torch.tensor(result["metrics"][metric.TRAIN_LOSS]))

@@ -22,6 +22,7 @@ from tests.helpers.faults import nan_injection
 from tests.helpers.metrics import column, read_metrics
 from tests.helpers.run import compose_config
 from vaegan.cluster.ddp import JobObserver, child_command
+from vaegan.vocab import metric_names as metric
 
 REPO = Path(__file__).resolve().parent.parent
 EXE = Path(sys.executable).parent / "vaegan-train"
@@ -135,5 +136,5 @@ def test_ddp_gan_control_trains_each_branch_on_both_ranks(tmp_path):
         digests[branch.name] = ranks[0][1]
     assert digests["run"] != digests["control"]  # the GAN made a difference
     rows = read_metrics(run_dir / "control")
-    assert sorted(int(float(r["gen_step"])) for r in rows if r.get("train/loss")) == [2, 3, 4]
-    assert not column(rows, "train/d_loss")
+    assert sorted(int(float(r["gen_step"])) for r in rows if r.get(metric.TRAIN_LOSS)) == [2, 3, 4]
+    assert not column(rows, metric.TRAIN_D_LOSS)

@@ -30,6 +30,7 @@ from vaegan.app.rundir import RunDirError
 from vaegan.losses.objective import VAEGANObjective
 from vaegan.models.distributions import DiagonalGaussian
 from vaegan.train import build_module
+from vaegan.vocab import metric_names as metric
 
 FAST = ("callbacks=none", "gan_start=1")  # no diagnostics callbacks: seconds per run
 STATS = "vaegan.callbacks.discriminator.DiscriminatorStats"  # counts adaptive clamp hits
@@ -57,14 +58,14 @@ def test_nonfinite_term_skips_the_step_and_training_goes_on(tmp_path, caplog, te
     with caplog.at_level(logging.WARNING, logger="vaegan"):
         result = train_tiny(tmp_path, "steps=5", *FAST, *nan_injection(term, at_step=2, count=2))
     assert result["gen_step"] == 5
-    skipped = column(read_metrics(tmp_path), "train/nonfinite_steps")
+    skipped = column(read_metrics(tmp_path), metric.TRAIN_NONFINITE_STEPS)
     assert skipped[1] == 0 and skipped[4] == 2, skipped  # counted, then no more
     warnings = [r.getMessage() for r in caplog.records if "non-finite" in r.getMessage()]
     assert len(warnings) == 2 and all(f"{player} step" in w and f"non-finite {term}" in w
                                       for w in warnings), warnings
     assert finite_weights(tmp_path / "checkpoints" / "last.ckpt")  # NaN never reached Adam
     if term == "g_adv":  # the adaptive weight maps the NaN gradient norm ratio to 0
-        weights = column(read_metrics(tmp_path), "train/adaptive_weight")
+        weights = column(read_metrics(tmp_path), metric.TRAIN_ADAPTIVE_WEIGHT)
         assert weights[2] == 0.0 and all(math.isfinite(w) for w in weights.values()), weights
 
 
@@ -74,7 +75,7 @@ def test_skipped_step_count_survives_a_resume(tmp_path):
     ckpt = first / "checkpoints" / "last.ckpt"
     assert torch.load(ckpt, weights_only=False)["vaegan"]["nonfinite"]["skipped"] == 2
     train_tiny(second, "steps=7", *FAST, f"ckpt_path={ckpt}")
-    skipped = column(read_metrics(second), "train/nonfinite_steps")
+    skipped = column(read_metrics(second), metric.TRAIN_NONFINITE_STEPS)
     assert min(skipped) == 5 and set(skipped.values()) == {2.0}, skipped
 
 
@@ -105,10 +106,10 @@ def test_bf16_mixed_trains_on_cpu_and_counts_adaptive_clamp_hits(tmp_path):
     )
     assert result["gen_step"] == 4
     rows = read_metrics(tmp_path)
-    assert all(math.isfinite(v) for v in column(rows, "train/kl").values())
-    hits = column(rows, "train/adaptive_clamp_hits")  # running count, logged every 2 steps
+    assert all(math.isfinite(v) for v in column(rows, metric.TRAIN_KL).values())
+    hits = column(rows, metric.TRAIN_ADAPTIVE_CLAMP_HITS)  # running count, logged every 2 steps
     assert hits and all(v == k for k, v in hits.items()), hits  # every GAN step 1..k hit it
-    assert column(rows, "train/adaptive_weight")[3] == pytest.approx(1e-3)
+    assert column(rows, metric.TRAIN_ADAPTIVE_WEIGHT)[3] == pytest.approx(1e-3)
     assert finite_weights(tmp_path / "checkpoints" / "last.ckpt")
 
 
@@ -168,7 +169,7 @@ def test_kill_during_save_leaves_a_loadable_last_ckpt_that_resumes(tmp_path, tin
     resumed = tmp_path / "resumed"
     result = train_tiny(resumed, "steps=5", *FAST, f"ckpt_path={dst}")
     assert result["gen_step"] == 5
-    assert min(column(read_metrics(resumed), "train/rec")) == 3  # continued after step 3
+    assert min(column(read_metrics(resumed), metric.TRAIN_REC)) == 3  # continued after step 3
 
 
 def _truncated(src: Path, dst: Path) -> None:
@@ -289,7 +290,7 @@ def test_images_below_the_lpips_minimum_train_without_val_lpips(tmp_path):
                         "trainer.val_check_interval=2")
     assert result["gen_step"] == 2
     rows = read_metrics(tmp_path)
-    assert column(rows, "val/rec") and "val/lpips" not in rows[0]
+    assert column(rows, metric.VAL_REC) and metric.VAL_LPIPS not in rows[0]
 
 
 def test_full_disk_while_saving_names_enospc_and_keeps_the_previous_checkpoint(

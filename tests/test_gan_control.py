@@ -22,6 +22,7 @@ from tests.helpers.metrics import column, read_metrics
 from tests.helpers.offline_wandb import offline_run
 from tests.helpers.run import train_tiny
 from vaegan.app.config import ConfigError
+from vaegan.vocab import metric_names as metric
 
 STEPS, GAN_START = 12, 6
 COMMON = (
@@ -31,7 +32,8 @@ COMMON = (
     "data.num_patches=40",  # 5 batches per epoch: the fork falls mid-epoch
     "trainer.val_check_interval=4",
 )
-CURVES = ("train/loss", "train/kl", "train/rec", "train/kl_var", "train/beta")
+CURVES = (metric.TRAIN_LOSS, metric.TRAIN_KL, metric.TRAIN_REC, metric.TRAIN_KL_VAR,
+          metric.TRAIN_BETA)
 
 
 @pytest.fixture(scope="module")
@@ -57,7 +59,7 @@ def assert_same_curves(got_dir: Path, want_dir: Path, steps: range) -> None:
 @pytest.mark.slow
 def test_gan_branch_is_the_plain_run(runs):
     assert_same_curves(runs["pair"], runs["plain"], range(STEPS))
-    assert max(column(read_metrics(runs["pair"]), "train/adv_weight")) > 0
+    assert max(column(read_metrics(runs["pair"]), metric.TRAIN_ADV_WEIGHT)) > 0
 
 
 @pytest.mark.slow
@@ -65,10 +67,10 @@ def test_control_is_the_run_whose_gan_never_switches_on(runs):
     control = runs["pair"] / "control"
     # computed once: the control's rows start at the fork, the GAN branch holds the trunk
     assert_same_curves(control, runs["never"], range(GAN_START, STEPS))
-    assert set(column(read_metrics(control), "train/adv_weight").values()) == {0.0}
-    assert column(read_metrics(control), "train/d_loss") == {}
+    assert set(column(read_metrics(control), metric.TRAIN_ADV_WEIGHT).values()) == {0.0}
+    assert column(read_metrics(control), metric.TRAIN_D_LOSS) == {}
     rows = read_metrics(control)
-    val_steps = sorted({int(float(r["gen_step"])) for r in rows if r.get("val/rec")})
+    val_steps = sorted({int(float(r["gen_step"])) for r in rows if r.get(metric.VAL_REC)})
     assert val_steps == [8, 12]  # validation continues on the same clock
     info = json.loads((control / "run_info.json").read_text())
     assert (info["branch"], info["fork_step"], info["gan_start"]) == ("control", GAN_START, None)
@@ -138,9 +140,9 @@ def test_multirun_gives_each_job_its_control(tmp_path):
     assert proc.returncode == 0, proc.stderr[-3000:]
     for job, beta in (("0", 1e-4), ("1", 1e-2)):
         control = sweep / job / "control"
-        betas = set(column(read_metrics(control), "train/beta").values())
+        betas = set(column(read_metrics(control), metric.TRAIN_BETA).values())
         assert len(betas) == 1 and betas.pop() == pytest.approx(beta)  # logged as float32
-        assert sorted(column(read_metrics(control), "train/loss")) == [2, 3]
+        assert sorted(column(read_metrics(control), metric.TRAIN_LOSS)) == [2, 3]
     assert "2 jobs, 0 failed" in (sweep / "summary.md").read_text()  # controls are not jobs
 
 
@@ -160,7 +162,7 @@ def test_wandb_gets_the_pair_as_two_runs_of_one_group(tmp_path):
     gan, control = offline_run(run_dir), offline_run(run_dir / "control")
     assert gan["run"].run_group == control["run"].run_group == f"quickstart-{run_dir.name}"
     assert control["run"].display_name == gan["run"].display_name + " [no-GAN control]"
-    assert "train/kl" in control["history"] and gan["run"].run_id != control["run"].run_id
+    assert metric.TRAIN_KL in control["history"] and gan["run"].run_id != control["run"].run_id
 
 
 @pytest.mark.slow

@@ -15,6 +15,7 @@ from vaegan.callbacks.ema import EMA
 from vaegan.interop import load_autoencoder
 from vaegan.losses.perceptual import PretrainedWeightsMissing
 from vaegan.models.autoencoder import AutoencoderKL
+from vaegan.vocab import metric_names as metric
 
 EMA_ON = ("callbacks.ema.decay=0.7", "callbacks.ema.start=1")
 
@@ -67,7 +68,7 @@ def test_ema_resumes_exactly_and_is_what_load_and_export_take(tmp_path: Path) ->
         torch.testing.assert_close(b["autoencoder"][key], a["autoencoder"][key],
                                    rtol=1e-5, atol=1e-7, msg=key)
     # validation ran on the EMA weights: the straight and resumed runs agree there too
-    ref, got = column(read_metrics(straight), "val/rec"), column(read_metrics(second), "val/rec")
+    ref, got = (column(read_metrics(d), metric.VAL_REC) for d in (straight, second))
     assert got and all(abs(got[s] - ref[s]) <= 1e-6 * abs(ref[s]) for s in got)
 
     raw = {k.removeprefix("autoencoder."): v for k, v in _ckpt(straight)["state_dict"].items()
@@ -84,7 +85,7 @@ def test_rfid_with_random_features_is_logged_every_n_validations(tmp_path: Path)
     plumbing (when it is computed, that it is a finite distance), not the number."""
     train_tiny(tmp_path, "callbacks.rfid.every_n_val=2", "callbacks.rfid.feature=random",
                "steps=12", "trainer.val_check_interval=3")
-    rfid = column(read_metrics(tmp_path), "val/rfid")
+    rfid = column(read_metrics(tmp_path), metric.VAL_RFID)
     assert sorted(rfid) == [6, 12]  # validations at 3, 6, 9, 12: every second one
     assert all(value >= 0 and value == value for value in rfid.values())
 

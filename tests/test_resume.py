@@ -18,6 +18,7 @@ import torch
 from tests.helpers.metrics import column, read_metrics
 from tests.helpers.resume import COMMON, N, assert_same_run, final_state
 from tests.helpers.run import train_tiny
+from vaegan.vocab import metric_names as metric
 
 pytestmark = pytest.mark.slow  # every test trains two or three runs and compares them
 
@@ -36,7 +37,7 @@ def test_resume_reproduces_the_uninterrupted_run(straight, tmp_path):
     ckpt = first / "checkpoints" / "last.ckpt"
     result = train_tiny(second, *COMMON, every, f"steps={2 * N}", f"ckpt_path={ckpt}")
     assert result["gen_step"] == 2 * N
-    assert min(column(read_metrics(second), "train/loss")) == N  # continued, not restarted
+    assert min(column(read_metrics(second), metric.TRAIN_LOSS)) == N  # continued, not restarted
     assert_same_run(straight, [first, second])
 
 
@@ -76,8 +77,8 @@ def test_resume_from_the_end_of_training_checkpoint_is_exact(tmp_path):
     train_tiny(first, *common, f"steps={N}")
     ckpt = first / "checkpoints" / "last.ckpt"
     train_tiny(second, *common, f"steps={2 * N}", f"ckpt_path={ckpt}")
-    ref = column(read_metrics(straight), "train/loss")
-    got = column(read_metrics(second), "train/loss")
+    ref = column(read_metrics(straight), metric.TRAIN_LOSS)
+    got = column(read_metrics(second), metric.TRAIN_LOSS)
     assert sorted(got) == list(range(N, 2 * N))
     for step in got:
         assert got[step] == pytest.approx(ref[step], rel=1e-6), (step, got, ref)

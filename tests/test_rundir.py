@@ -19,6 +19,7 @@ from omegaconf import OmegaConf
 
 from tests.helpers.metrics import column, read_metrics
 from tests.helpers.run import run_main, train_main
+from vaegan.vocab import metric_names as metric
 
 SIGNAL_AT = "+callbacks.stop._target_=tests.helpers.probes.SignalAt"
 
@@ -100,7 +101,7 @@ def test_second_run_in_a_busy_run_dir_stops_naming_the_first_and_a_stale_lock_is
     code, _, err = train_main(monkeypatch, capsys, tmp_path, "steps=2")
     assert code == 0, err
     assert f"taking over the lock of pid {holder.pid}" in err, err
-    assert len(column(read_metrics(tmp_path), "train/loss")) == 2
+    assert len(column(read_metrics(tmp_path), metric.TRAIN_LOSS)) == 2
 
 
 def test_fresh_run_into_a_finished_runs_dir_is_refused_unless_asked(
@@ -119,12 +120,12 @@ def test_fresh_run_into_a_finished_runs_dir_is_refused_unless_asked(
                               "on_existing_run=sibling")
     assert code == 0, err
     assert snapshot(run_dir) == before
-    assert len(column(read_metrics(tmp_path / "run-1"), "train/loss")) == 2
+    assert len(column(read_metrics(tmp_path / "run-1"), metric.TRAIN_LOSS)) == 2
 
     code, _, err = train_main(monkeypatch, capsys, run_dir, "steps=2",
                               "on_existing_run=overwrite")
     assert code == 0, err
-    assert sorted(column(read_metrics(run_dir), "train/loss")) == [0, 1]  # one history
+    assert sorted(column(read_metrics(run_dir), metric.TRAIN_LOSS)) == [0, 1]  # one history
 
 
 def test_resume_with_changed_training_keys_warns_and_keeps_the_config_history(
@@ -252,9 +253,9 @@ def test_sigkill_right_after_a_checkpoint_loses_no_row_the_resume_skips(
     code, _, err = run_main_io(monkeypatch, capsys, *argv)
     assert code == 0, err
     rows = read_metrics(tmp_path)
-    train_steps = sorted(int(float(r["gen_step"])) for r in rows if r.get("train/loss"))
+    train_steps = sorted(int(float(r["gen_step"])) for r in rows if r.get(metric.TRAIN_LOSS))
     assert train_steps == list(range(6))  # each step once: none lost, none twice
-    assert sorted(column(rows, "val/rec")) == [3, 6]
+    assert sorted(column(rows, metric.VAL_REC)) == [3, 6]
 
 
 def test_sigint_checkpoints_records_stopped_and_exits_130(tmp_path, monkeypatch, capsys):

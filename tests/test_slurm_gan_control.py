@@ -31,6 +31,7 @@ from tests.helpers.slurm import (
     wait_for,
     wait_for_file,
 )
+from vaegan.vocab import metric_names as metric
 
 pytestmark = [pytest.mark.slurm, pytest.mark.slow]
 
@@ -41,7 +42,8 @@ PAIR = (
     "data.num_patches=40", "trainer.val_check_interval=4",
     "callbacks.checkpoint.every_n_gen_steps=100",  # the signal's save is the only one
 )
-CURVES = ("train/loss", "train/kl", "train/rec", "train/kl_var", "train/beta")
+CURVES = (metric.TRAIN_LOSS, metric.TRAIN_KL, metric.TRAIN_REC, metric.TRAIN_KL_VAR,
+          metric.TRAIN_BETA)
 
 
 def pause_in(run_dir_name: str, gen_step: int) -> tuple[str, ...]:
@@ -53,7 +55,7 @@ def pause_in(run_dir_name: str, gen_step: int) -> tuple[str, ...]:
 def assert_same_branch(got: Path, want: Path, steps: range) -> None:
     """Every generator step trained once, with the other job's values, and the same weights."""
     rows = read_metrics(got)
-    trained = sorted(int(float(r["gen_step"])) for r in rows if r.get("train/loss"))
+    trained = sorted(int(float(r["gen_step"])) for r in rows if r.get(metric.TRAIN_LOSS))
     assert trained == list(steps), (got, trained)
     for name in CURVES:
         g, w = column(rows, name), column(read_metrics(want), name)
@@ -96,4 +98,4 @@ def test_a_pair_requeued_in_either_branch_finishes_both(tmp_path):
     gan, control = jobs["cut-in-gan"][1], jobs["cut-in-control"][1]
     assert_same_branch(gan, control, range(STEPS))  # resumed inside the GAN branch
     assert_same_branch(control / "control", gan / "control", range(GAN_START, STEPS))
-    assert column(read_metrics(gan / "control"), "train/d_loss") == {}  # the control has no GAN
+    assert column(read_metrics(gan / "control"), metric.TRAIN_D_LOSS) == {}  # no GAN in control

@@ -39,6 +39,7 @@ from tests.helpers.slurm import (
     wait_for,
     wait_for_file,
 )
+from vaegan.vocab import metric_names as metric
 
 pytestmark = [pytest.mark.slurm, pytest.mark.slow]
 
@@ -86,7 +87,7 @@ def assert_resumed_once(run_dir: Path, stopped_by: str, log: str) -> int:
     cut = int(line.split("generator step ")[1].split(":")[0])
     assert N <= cut < 2 * N  # after the pause, before the end
     rows = read_metrics(run_dir)
-    steps = sorted(int(float(r["gen_step"])) for r in rows if r.get("train/loss"))
+    steps = sorted(int(float(r["gen_step"])) for r in rows if r.get(metric.TRAIN_LOSS))
     assert steps == list(range(2 * N)), steps  # nothing lost, nothing trained twice
     assert json.loads((run_dir / "run_info.json").read_text())["status"] == "completed"
     return cut

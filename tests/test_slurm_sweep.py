@@ -15,6 +15,7 @@ import pytest
 
 from tests.helpers.metrics import column, read_metrics
 from tests.helpers.slurm import EXE, TIMEOUT_S, assert_completed, job_env, wait_for
+from vaegan.vocab import metric_names as metric
 
 pytestmark = [pytest.mark.slurm, pytest.mark.slow]
 
@@ -52,8 +53,8 @@ def test_sweep_runs_each_job_as_a_slurm_job_and_summarises_them(tmp_path):
         assert info["status"] == "completed", info
         swept.add((info["beta"], info["gan_start"]))
         rows = read_metrics(run_dir)
-        assert sorted(column(rows, "train/loss")) == list(range(STEPS))
-        assert min(column(rows, "train/d_loss")) == info["gan_start"]  # its own gan_start
+        assert sorted(column(rows, metric.TRAIN_LOSS)) == list(range(STEPS))
+        assert min(column(rows, metric.TRAIN_D_LOSS)) == info["gan_start"]  # its own gan_start
     assert swept == SWEPT
 
     summary = (sweep / "summary.md").read_text()

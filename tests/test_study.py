@@ -37,6 +37,7 @@ from vaegan.study.rules import (
 )
 from vaegan.study.runner import Job, run_jobs
 from vaegan.study.stats import t_interval
+from vaegan.vocab import metric_names as metric
 
 # Every claim of docs/claims.md the study judges.
 CLAIMS = ["C1", "C2", "C3", "C4", "F1", "F2", "F3", "F4", "P2", "G1", "G2", "G3", "G4", "G5",
@@ -157,10 +158,11 @@ def synth_run(series: Curves, gan: bool, control: Curves | None = None, path: st
 
 
 def grads(**terms: tuple[float, float]) -> Curves:
-    """grad/<term>/encoder and /decoder norms, constant."""
+    """Constant gradient norms of each term on the encoder and the decoder."""
     out = {}
     for term, (enc, dec) in terms.items():
-        out[f"grad/{term}/encoder"], out[f"grad/{term}/decoder"] = np.full(S, enc), np.full(S, dec)
+        out[metric.grad(term, metric.ENCODER)] = np.full(S, enc)
+        out[metric.grad(term, metric.DECODER)] = np.full(S, dec)
     return out
 
 
@@ -172,16 +174,16 @@ def scenario_C1(o: str):
     kl = 10 * (1 + (rise - 1) * ramp(0, 10))
     rec = 1 - (0.5 if o == "sup" else 0.0) * ramp(0, 10)
     strong = 10 * (1 + (0.2 if o == "sup" else rise - 1) * ramp(0, 10))
-    return {"base": (True, {"train/kl": kl, "train/rec": rec}, {}),
-            "strong_kl": (False, {"train/kl": strong}, None)}
+    return {"base": (True, {metric.TRAIN_KL: kl, metric.TRAIN_REC: rec}, {}),
+            "strong_kl": (False, {metric.TRAIN_KL: strong}, None)}
 
 
 def scenario_C2(o: str):
     kl = 10 + 100 * ramp(0, 100)
     share = 0.8 if o == "sup" else 0.1
     logvar = -5.0 if o != "gate" else -1.0
-    return {"base": (True, {"train/kl": kl, "train/kl_var": 2 + share * (kl - 10),
-                            "latent/logvar_mean": np.full(S, logvar)}, {})}
+    return {"base": (True, {metric.TRAIN_KL: kl, metric.TRAIN_KL_VAR: 2 + share * (kl - 10),
+                            metric.LATENT_LOGVAR_MEAN: np.full(S, logvar)}, {})}
 
 
 def _rec(o: str) -> np.ndarray:
@@ -191,44 +193,46 @@ def _rec(o: str) -> np.ndarray:
 
 def scenario_C3(o: str):
     sup = o == "sup"  # refuting: KL still rising over the last fifth, nothing active
-    return {"base": (True, {"train/kl": 10 + 40 * ramp(0, 50) if sup else 10 + X,
-                            "train/rec": _rec(o) if o != "ref" else np.full(S, 1.0),
-                            "latent/active_units": np.full(S, 800.0 if sup else 10.0),
-                            "latent/total_dims": np.full(S, 1000.0)}, {})}
+    return {"base": (True, {metric.TRAIN_KL: 10 + 40 * ramp(0, 50) if sup else 10 + X,
+                            metric.TRAIN_REC: _rec(o) if o != "ref" else np.full(S, 1.0),
+                            metric.LATENT_ACTIVE_UNITS: np.full(S, 800.0 if sup else 10.0),
+                            metric.LATENT_TOTAL_DIMS: np.full(S, 1000.0)}, {})}
 
 
 def scenario_C4(o: str):
     sup = o == "sup"
-    return {"base": (True, {"train/kl": 10 + X if sup else np.full(S, 10.0),
-                            "train/rec": _rec(o)}, {}),
-            "strong_kl": (False, {"train/kl": np.full(S, 5.0 if sup else 10.0)}, None)}
+    return {"base": (True, {metric.TRAIN_KL: 10 + X if sup else np.full(S, 10.0),
+                            metric.TRAIN_REC: _rec(o)}, {}),
+            "strong_kl": (False, {metric.TRAIN_KL: np.full(S, 5.0 if sup else 10.0)}, None)}
 
 
 def scenario_F1(o: str):
     base = np.full(S, 100.0) if o != "gate" else 10.0 * X  # still rising: not settled
     warm = np.full(S, 50.0) if o == "sup" else base
-    return {"base": (True, {"train/kl": base}, {}), "warmup": (False, {"train/kl": warm}, None)}
+    return {"base": (True, {metric.TRAIN_KL: base}, {}),
+            "warmup": (False, {metric.TRAIN_KL: warm}, None)}
 
 
 def scenario_F2(o: str):
-    return {"base": (True, {"train/kl": np.full(S, 100.0)}, {}),
-            "mean": (False, {"train/kl": np.full(S, 20.0 if o == "sup" else 100.0)}, None)}
+    return {"base": (True, {metric.TRAIN_KL: np.full(S, 100.0)}, {}),
+            "mean": (False, {metric.TRAIN_KL: np.full(S, 20.0 if o == "sup" else 100.0)}, None)}
 
 
 def scenario_F3(o: str):
     bulk = -5.0 if o == "gate" else -15.0  # "gate": only the tail went past -10
-    return {"base": (True, {"train/kl": np.full(S, 100.0), "latent/logvar_mean": np.full(S, bulk),
-                            "latent/logvar_min": np.full(S, -25.0)}, {}),
-            "clamp10": (False, {"train/kl": np.full(S, 50.0 if o == "sup" else 100.0)}, None)}
+    return {"base": (True, {metric.TRAIN_KL: np.full(S, 100.0),
+                            metric.LATENT_LOGVAR_MEAN: np.full(S, bulk),
+                            metric.LATENT_LOGVAR_MIN: np.full(S, -25.0)}, {}),
+            "clamp10": (False, {metric.TRAIN_KL: np.full(S, 50.0 if o == "sup" else 100.0)}, None)}
 
 
 def scenario_F4(o: str):
     kl_grad = (1e-5 if o == "gate" else 1.0, 0.0)  # "gate": β does not bind (ldm's 1e-5)
     binds = grads(kl=kl_grad, rec=(9.0, 9.0))
-    return {"z1": (False, {"train/kl": np.full(S, 200.0 if o == "sup" else 5.0), **binds,
-                           "latent/total_dims": np.full(S, 256.0)}, None),
-            "z16": (False, {"train/kl": np.full(S, 100.0), **binds,
-                            "latent/total_dims": np.full(S, 4096.0)}, None)}
+    return {"z1": (False, {metric.TRAIN_KL: np.full(S, 200.0 if o == "sup" else 5.0), **binds,
+                           metric.LATENT_TOTAL_DIMS: np.full(S, 256.0)}, None),
+            "z16": (False, {metric.TRAIN_KL: np.full(S, 100.0), **binds,
+                            metric.LATENT_TOTAL_DIMS: np.full(S, 4096.0)}, None)}
 
 
 def scenario_P2(o: str):
@@ -238,19 +242,20 @@ def scenario_P2(o: str):
         kl = 10 + 2 * X
     else:  # flat before gan_start (gate unmet), moving after
         kl = 100 + 3 * np.maximum(X - G, 0)
-    return {"base": (True, {"train/kl": kl}, {})}
+    return {"base": (True, {metric.TRAIN_KL: kl}, {})}
 
 
 def _adv(o: str, hits: float) -> Curves:
-    return {"train/adaptive_clamp_hits": np.full(S, hits if o == "gate" else 0.0)}
+    return {metric.TRAIN_ADAPTIVE_CLAMP_HITS: np.full(S, hits if o == "gate" else 0.0)}
 
 
 def scenario_G1(o: str):
     after = X >= G
     hf = np.where(after, 0.6 if o == "sup" else 0.4, 0.4)
     low = np.where(after, 1.0 if o == "sup" else 0.5, 1.0)
-    return {"base": (True, {"probe/hf_ratio": hf, "probe/lowpass_l1": low, **_adv(o, 40)},
-                     {"probe/hf_ratio": np.full(S, 0.4), "probe/lowpass_l1": np.full(S, 1.0)})}
+    return {"base": (True, {metric.PROBE_HF_RATIO: hf, metric.PROBE_LOWPASS_L1: low, **_adv(o, 40)},
+                     {metric.PROBE_HF_RATIO: np.full(S, 0.4),
+                      metric.PROBE_LOWPASS_L1: np.full(S, 1.0)})}
 
 
 FLAT_KL = 10 + 2 * np.minimum(X, G)  # rises, flat from G
@@ -264,20 +269,20 @@ def _control_kl(o: str) -> np.ndarray:
     return {"sup": FLAT_KL, "ref": SLOWING_KL, "gate": RISING_KL}[o]
 
 
-def pushes(part: str = "kl_push", **terms: float) -> Curves:
-    """grad/<term>/<part>: constant KL pushes."""
-    return {f"grad/{term}/{part}": np.full(S, value) for term, value in terms.items()}
+def pushes(part: str = metric.KL_PUSH, **terms: float) -> Curves:
+    """Constant KL pushes, grad(<term>, <part>)."""
+    return {metric.grad(term, part): np.full(S, value) for term, value in terms.items()}
 
 
 def scenario_G2(o: str):
     adv = (1.0, 9.0) if o == "sup" else (5.0, 5.0)
     push = pushes(adv=0.01 if o == "sup" else -1.0, rec=1.0, perceptual=0.5)
-    return {"base": (True, {"train/kl": FLAT_KL, **grads(adv=adv, rec=(5.0, 5.0)), **push,
-                            **_adv(o, 40)}, {"train/kl": _control_kl(o)})}
+    return {"base": (True, {metric.TRAIN_KL: FLAT_KL, **grads(adv=adv, rec=(5.0, 5.0)), **push,
+                            **_adv(o, 40)}, {metric.TRAIN_KL: _control_kl(o)})}
 
 
 def scenario_G3(o: str):
-    return {"base": (True, {"train/kl": FLAT_KL}, {"train/kl": _control_kl(o)})}
+    return {"base": (True, {metric.TRAIN_KL: FLAT_KL}, {metric.TRAIN_KL: _control_kl(o)})}
 
 
 def scenario_G4(o: str):
@@ -295,8 +300,8 @@ def scenario_G5(o: str):
 def scenario_W1(o: str):
     after = X >= G
     val = np.where(after, 2.0 if o == "sup" else 1.0, 1.0)
-    return {"heavy": (True, {"val/rec": val, "train/kl": FLAT_KL, **_adv(o, 40)},
-                      {"val/rec": np.full(S, 1.0), "train/kl": _control_kl(o)})}
+    return {"heavy": (True, {metric.VAL_REC: val, metric.TRAIN_KL: FLAT_KL, **_adv(o, 40)},
+                      {metric.VAL_REC: np.full(S, 1.0), metric.TRAIN_KL: _control_kl(o)})}
 
 
 SCENARIOS: dict[str, Callable[[str], dict]] = {
@@ -358,16 +363,16 @@ def test_every_decisive_rule_has_both_bands_and_a_gate_test(study):
 def test_measures_read_half_open_windows():
     x = np.arange(0, 100, dtype=float)
     run = Run(Path("f"), Path("f/m.csv"), "gen_step",
-              {"train/kl": Series(x, 10 + x), "latent/logvar_min": Series(x, -x / 10),
-               "train/adaptive_clamp_hits": Series(x, np.full(100, 10.0)),
-               "latent/total_dims": Series(x[:1], np.array([10.0]))},
+              {metric.TRAIN_KL: Series(x, 10 + x), metric.LATENT_LOGVAR_MIN: Series(x, -x / 10),
+               metric.TRAIN_ADAPTIVE_CLAMP_HITS: Series(x, np.full(100, 10.0)),
+               metric.LATENT_TOTAL_DIMS: Series(x[:1], np.array([10.0]))},
               info={"steps": 100, "gan_start": 50})
-    assert measures.mean(run, "train/kl", (0.9, 1.0)) == pytest.approx(104.5)
-    assert measures.mean(run, "train/kl", (0.4, 0.5)) == pytest.approx(54.5)  # 40..49, not 50
-    assert measures.minimum(run, "latent/logvar_min", (0.9, 1.0)) == pytest.approx(-9.9)
-    assert measures.count_frac(run, "train/adaptive_clamp_hits") == pytest.approx(10 / 50)
-    assert measures.per_dim(run, "train/kl", (0.9, 1.0)) == pytest.approx(10.45)
-    assert measures.mean(run, "latent/clamp_frac", (0.9, 1.0)) is None  # not logged
+    assert measures.mean(run, metric.TRAIN_KL, (0.9, 1.0)) == pytest.approx(104.5)
+    assert measures.mean(run, metric.TRAIN_KL, (0.4, 0.5)) == pytest.approx(54.5)  # 40..49, not 50
+    assert measures.minimum(run, metric.LATENT_LOGVAR_MIN, (0.9, 1.0)) == pytest.approx(-9.9)
+    assert measures.count_frac(run, metric.TRAIN_ADAPTIVE_CLAMP_HITS) == pytest.approx(10 / 50)
+    assert measures.per_dim(run, metric.TRAIN_KL, (0.9, 1.0)) == pytest.approx(10.45)
+    assert measures.mean(run, metric.LATENT_CLAMP_FRAC, (0.9, 1.0)) is None  # not logged
 
 
 def write_run_dir(path: Path, rows: list[dict], info: dict, config: dict) -> None:
@@ -386,9 +391,9 @@ def test_a_gan_run_pairs_with_its_no_gan_branch_on_disk(tmp_path, study):
     steps, fork = 20, 10
     for seed in SEEDS:
         run_dir = tmp_path / "ldm" / "base" / f"seed{seed}"
-        gan = [{"gen_step": t, "train/kl": 10 + t + (3 * (t - fork) if t >= fork else 0)}
+        gan = [{"gen_step": t, metric.TRAIN_KL: 10 + t + (3 * (t - fork) if t >= fork else 0)}
                for t in range(steps)]
-        control = [{"gen_step": t, "train/kl": 10 + t} for t in range(fork, steps)]
+        control = [{"gen_step": t, metric.TRAIN_KL: 10 + t} for t in range(fork, steps)]
         write_run_dir(run_dir, gan, {"gan_start": fork, "steps": steps},
                       {"loss": {"gan": True}, "gan_control": True})
         write_run_dir(run_dir / "control", control, {"gan_start": None, "steps": steps,
@@ -396,14 +401,14 @@ def test_a_gan_run_pairs_with_its_no_gan_branch_on_disk(tmp_path, study):
     s = dataclasses.replace(study, runs_dir=tmp_path, seeds=SEEDS)
     table = RunTable(s)
     view = table.get("ldm", "base@nogan", 0)
-    assert view is not None and view.get("train/kl").x.tolist() == list(range(steps))
-    assert view.get("train/kl").y.tolist() == [10 + t for t in range(steps)]
+    assert view is not None and view.get(metric.TRAIN_KL).x.tolist() == list(range(steps))
+    assert view.get(metric.TRAIN_KL).y.tolist() == [10 + t for t in range(steps)]
     run = table.get("ldm", "base", 0)
-    assert run.get("train/kl").y[-1] == 10 + 19 + 27 and run.control is not None
+    assert run.get(metric.TRAIN_KL).y[-1] == 10 + 19 + 27 and run.control is not None
     assert nogan_view(load_run(tmp_path / "ldm" / "base" / "seed1")) is not None
-    gan_change = table.per_seed("ldm", "base", "change", {"metric": "train/kl",
+    gan_change = table.per_seed("ldm", "base", "change", {"metric": metric.TRAIN_KL,
                                                          "window": "after_gan"})
-    nogan_change = table.per_seed("ldm", "base@nogan", "change", {"metric": "train/kl",
+    nogan_change = table.per_seed("ldm", "base@nogan", "change", {"metric": metric.TRAIN_KL,
                                                                  "window": "after_gan"})
     assert all(gan_change[s] > nogan_change[s] > 0 for s in SEEDS)
     level_test, level = judge_claim(s, table, s.claims["G2"], "ldm").tests[3]  # paired level
@@ -527,7 +532,7 @@ def test_tiny_study_end_to_end(tmp_path):
     run = load_run(tmp_path / "runs" / "ldm" / "base" / "seed0")
     assert run.control is not None and run.control.info["branch"] == "control"
     view = nogan_view(run)
-    kl = view.get("train/kl")
+    kl = view.get(metric.TRAIN_KL)
     assert kl.x.min() < run.gan_start <= kl.x.max()
     paired = results["G2"]["ldm"]["tests"][2]  # KL change, GAN − no-GAN, one value per seed
     assert len(paired["values"]) == 2

@@ -16,6 +16,7 @@ from hydra.utils import instantiate
 from omegaconf import OmegaConf
 
 from tests.helpers.run import compose_config
+from vaegan.vocab import metric_names as metric
 
 REPO = Path(__file__).resolve().parent.parent
 SBATCH = REPO / "scripts" / "slurm" / "train.sbatch"
@@ -44,7 +45,7 @@ def test_failing_job_does_not_stop_the_sweep_and_is_reported(tmp_path):
     assert header[:3] == ["job", "beta", "status"]  # the swept value is a column
     assert [j[:3] for j in jobs] == [["0", "-1", "failed"], ["1", "0.001", "completed"]]
     assert jobs[1][header.index("gen_step")] == "2"
-    assert jobs[1][header.index("final val/rec")] != "n/a"
+    assert jobs[1][header.index(f"final {metric.VAL_REC}")] != "n/a"
 
 
 def test_slurm_launcher_renders_the_sbatch_the_config_asks_for(tmp_path, monkeypatch):
@@ -121,7 +122,7 @@ def test_optuna_sweep_minimises_the_final_val_rec(tmp_path):
         params = dict(o.split("=", 1) for o in overrides)
         assert params["gan_start"] in ("0", "2") and 1e-7 <= float(params["beta"]) <= 1e-2
         with open(sweep / job / "csv" / "metrics.csv") as f:
-            recs = [r["val/rec"] for r in csv.DictReader(f) if r.get("val/rec")]
+            recs = [r[metric.VAL_REC] for r in csv.DictReader(f) if r.get(metric.VAL_REC)]
         final_rec[(float(params["beta"]), int(params["gan_start"]))] = float(recs[-1])
     results = OmegaConf.load(sweep / "optimization_results.yaml")
     best = (float(results.best_params.beta), int(results.best_params.gan_start))

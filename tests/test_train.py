@@ -11,6 +11,7 @@ import pytest
 from tests.helpers.metrics import CONTRACT_TRAIN, CONTRACT_VAL, column, read_metrics
 from tests.helpers.run import check_config, compose_config, train_tiny
 from vaegan.app.config import ConfigError
+from vaegan.vocab import metric_names as metric
 
 CONF = Path(__file__).resolve().parent.parent / "conf"
 
@@ -22,10 +23,10 @@ def test_tiny_run_logs_contract_names_and_gan_switches_on_at_gen_step(tmp_path):
     header = set(rows[0])
     missing = [n for n in CONTRACT_TRAIN + CONTRACT_VAL if n not in header]
     assert not missing, missing
-    adv = column(rows, "train/adv_weight")
+    adv = column(rows, metric.TRAIN_ADV_WEIGHT)
     assert all(v == 0.0 for k, v in adv.items() if k < 6), adv
     assert all(v > 0.0 for k, v in adv.items() if k >= 6), adv
-    d_loss = column(rows, "train/d_loss")
+    d_loss = column(rows, metric.TRAIN_D_LOSS)
     assert d_loss and min(d_loss) == 6  # no discriminator work before gan_start
     assert (tmp_path / "checkpoints" / "last.ckpt").is_file()
     assert list((tmp_path / "images").glob("*.png"))
@@ -41,9 +42,9 @@ def test_resume_continues_schedules_from_generator_step(tmp_path):
     )
     assert result["gen_step"] == 14
     rows = read_metrics(second)
-    beta = column(rows, "train/beta")
+    beta = column(rows, metric.TRAIN_BETA)
     assert min(beta) == 8  # continued at generator step 8, not from 0
-    assert all(v > 0 for v in column(rows, "train/adv_weight").values())
+    assert all(v > 0 for v in column(rows, metric.TRAIN_ADV_WEIGHT).values())
     # linear: warm-up 2, ramp 4 -> full beta from step 6 on
     assert all(v == pytest.approx(1e-4) for v in beta.values())
 
@@ -94,10 +95,10 @@ def test_activation_checkpointing_trains_the_same_run(tmp_path):
         run_dir = tmp_path / mode
         train_tiny(run_dir, "steps=6", "gan_start=3", f"model.activation_checkpointing={mode}")
         rows = read_metrics(run_dir)
-        return {name: column(rows, name) for name in ("train/loss", "train/d_loss")}
+        return {name: column(rows, name) for name in (metric.TRAIN_LOSS, metric.TRAIN_D_LOSS)}
 
     plain = losses("none")
-    assert len(plain["train/loss"]) == 6 and len(plain["train/d_loss"]) == 3
+    assert len(plain[metric.TRAIN_LOSS]) == 6 and len(plain[metric.TRAIN_D_LOSS]) == 3
     blocks = losses("blocks")
     for name, values in plain.items():
         assert blocks[name] == pytest.approx(values, rel=1e-4), name

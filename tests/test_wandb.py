@@ -18,12 +18,13 @@ from tests.helpers.run import compose_config
 from vaegan.loggers import once
 from vaegan.loggers.wandb import SafeWandbLogger, finish_wandb, make_wandb_logger
 from vaegan.train import build_loggers
+from vaegan.vocab import metric_names as metric
 
-CONTRACT_LATENT = ["latent/mu_mean", "latent/mu_std", "latent/logvar_mean", "latent/logvar_min",
-                   "latent/logvar_max", "latent/var_mean", "latent/clamp_frac",
-                   "latent/active_units"]
-CONTRACT_GRAD = [f"grad/{t}/{p}" for t in ("rec", "perceptual", "kl", "adv")
-                 for p in ("encoder", "decoder")]
+CONTRACT_LATENT = [metric.LATENT_MU_MEAN, metric.LATENT_MU_STD, metric.LATENT_LOGVAR_MEAN,
+                   metric.LATENT_LOGVAR_MIN, metric.LATENT_LOGVAR_MAX, metric.LATENT_VAR_MEAN,
+                   metric.LATENT_CLAMP_FRAC, metric.LATENT_ACTIVE_UNITS]
+CONTRACT_GRAD = [metric.grad(t, p) for t in metric.GRAD_TERMS
+                 for p in (metric.ENCODER, metric.DECODER)]
 
 
 @pytest.fixture(scope="module")
@@ -55,7 +56,7 @@ def test_sweep_jobs_are_named_runs_in_one_group_with_config_and_contract_metrics
                    + ["gen_step"] if n not in r["history"]]
         assert not missing, missing
         assert r["globs"][-1] == ("*", "gen_step")  # every curve on the generator-step axis
-        assert r["types"]["latent/mu"] == "histogram"
+        assert r["types"][metric.LATENT_MU] == "histogram"
         assert r["types"]["images/inputs_recs_prior"] == "image-file"
         assert r["exit"]
 
@@ -69,7 +70,7 @@ def test_unreachable_server_falls_back_to_offline(tmp_path, monkeypatch):
     try:
         assert isinstance(logger, SafeWandbLogger)
         assert logger.experiment.settings.mode == "offline"
-        logger.log_metrics({"train/kl": 1.0, "gen_step": 0.0})
+        logger.log_metrics({metric.TRAIN_KL: 1.0, "gen_step": 0.0})
     finally:
         finish_wandb()
 
@@ -96,6 +97,6 @@ def test_wandb_that_cannot_start_at_all_is_dropped_and_logging_errors_only_warn(
     logger._experiment = Broken()
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
-        logger.log_metrics({"train/kl": 1.0})
-        logger.log_metrics({"train/kl": 2.0})
+        logger.log_metrics({metric.TRAIN_KL: 1.0})
+        logger.log_metrics({metric.TRAIN_KL: 2.0})
     assert len([w for w in caught if "disk full" in str(w.message)]) == 1

@@ -6,6 +6,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from tests.helpers.metrics import column, read_metrics
+from vaegan.vocab import metric_names as metric
 
 # Each rank writes RUN_DIR/weights_rank<r> at train end (tests.helpers.probes.WeightDigest).
 DIGEST = "+callbacks.digest._target_=tests.helpers.probes.WeightDigest"
@@ -25,6 +26,6 @@ def assert_one_ddp_run(run_dir: Path, steps: int, rank1_log: str = "train_ddp_pr
     ]
     assert [p.name for p in run_dir.rglob(".hydra")] == [".hydra"]
     rows = read_metrics(run_dir)
-    train_steps = [int(float(r["gen_step"])) for r in rows if r.get("train/loss")]
+    train_steps = [int(float(r["gen_step"])) for r in rows if r.get(metric.TRAIN_LOSS)]
     assert sorted(train_steps) == list(range(steps)), train_steps  # rank 0's rows only
-    assert max(column(rows, "train/d_loss")) >= 2  # the GAN was on
+    assert max(column(rows, metric.TRAIN_D_LOSS)) >= 2  # the GAN was on

@@ -14,6 +14,7 @@ from pathlib import Path
 import torch
 
 from tests.helpers.metrics import column, read_metrics
+from vaegan.vocab import metric_names as metric
 
 N = 4
 COMMON = (
@@ -29,7 +30,8 @@ COMMON = (
     "loss.objective.perceptual_weight=0",  # speed: LPIPS is frozen, it carries no state
 )
 
-CURVES = ("train/loss", "train/kl", "train/rec", "train/d_loss", "train/beta", "train/adv_weight")
+CURVES = (metric.TRAIN_LOSS, metric.TRAIN_KL, metric.TRAIN_REC, metric.TRAIN_D_LOSS,
+          metric.TRAIN_BETA, metric.TRAIN_ADV_WEIGHT)
 
 
 def final_state(run_dir: Path) -> dict[str, torch.Tensor]:

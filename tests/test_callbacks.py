@@ -20,12 +20,14 @@ from vaegan.loggers import once
 from vaegan.models.autoencoder import AutoencoderKL
 from vaegan.models.distributions import DiagonalGaussian
 from vaegan.train import build_callbacks
+from vaegan.vocab import metric_names as metric
 
-LATENT = ["latent/mu_mean", "latent/mu_std", "latent/logvar_mean", "latent/logvar_min",
-          "latent/logvar_max", "latent/var_mean", "latent/clamp_frac", "latent/total_dims"]
-TERMS = ["rec", "perceptual", "kl", "adv"]
-GRAD = ["encoder", "decoder", "mu", "logvar", "encoder_share", "share",
-        "kl_push", "kl_push_mu", "kl_push_var", "kl_push_sgd"]
+LATENT = [metric.LATENT_MU_MEAN, metric.LATENT_MU_STD, metric.LATENT_LOGVAR_MEAN,
+          metric.LATENT_LOGVAR_MIN, metric.LATENT_LOGVAR_MAX, metric.LATENT_VAR_MEAN,
+          metric.LATENT_CLAMP_FRAC, metric.LATENT_TOTAL_DIMS]
+TERMS = [metric.REC, metric.PERCEPTUAL, metric.KL, metric.ADV]
+GRAD = [metric.ENCODER, metric.DECODER, metric.POSTERIOR_MU, metric.POSTERIOR_LOGVAR,
+        metric.ENCODER_SHARE, metric.SHARE, *metric.KL_PUSHES]
 
 
 # recon ``sum`` and a tiny adaptive clamp, so the clamp counter has something to count
@@ -45,45 +47,46 @@ def diag_run(tmp_path_factory) -> tuple[Path, list[dict[str, str]], list[str]]:
 
 def test_latent_stats_at_their_interval_and_kl_per_channel_adds_up(diag_run):
     _, rows, _ = diag_run
-    for name in LATENT + [f"latent/kl_dim/{c}" for c in range(4)]:
+    for name in LATENT + [metric.latent_kl_dim(c) for c in range(4)]:
         assert sorted(column(rows, name)) == [0, 2, 4, 6, 8, 10], name
-    assert set(column(rows, "latent/total_dims").values()) == {4 * 16 * 16}
-    kl = column(rows, "train/kl")
+    assert set(column(rows, metric.LATENT_TOTAL_DIMS).values()) == {4 * 16 * 16}
+    kl = column(rows, metric.TRAIN_KL)
     for step in (0, 4, 10):  # the same posterior: Σ_c KL_c equals the logged train/kl
-        per_channel = sum(column(rows, f"latent/kl_dim/{c}")[step] for c in range(4))
+        per_channel = sum(column(rows, metric.latent_kl_dim(c))[step] for c in range(4))
         assert per_channel == pytest.approx(kl[step], rel=1e-4)
-    units = column(rows, "latent/active_units")
+    units = column(rows, metric.LATENT_ACTIVE_UNITS)
     assert sorted(units) == [0, 6, 12] and all(0 <= u <= 1024 for u in units.values())
-    assert sorted(column(rows, "latent/collapsed_dims")) == [0, 6, 12]
+    assert sorted(column(rows, metric.LATENT_COLLAPSED_DIMS)) == [0, 6, 12]
 
 
 def test_gradient_norms_per_term_and_adversarial_only_after_gan_start(diag_run):
     _, rows, _ = diag_run
-    for term in ("rec", "perceptual", "kl"):
+    for term in (metric.REC, metric.PERCEPTUAL, metric.KL):
         for what in GRAD:
-            assert sorted(column(rows, f"grad/{term}/{what}")) == [0, 3, 6, 9], (term, what)
-    assert sorted(column(rows, "grad/adv/encoder")) == [6, 9]
-    assert sorted(column(rows, "grad/adv/kl_push")) == [6, 9]
+            assert sorted(column(rows, metric.grad(term, what))) == [0, 3, 6, 9], (term, what)
+    assert sorted(column(rows, metric.grad(metric.ADV, metric.ENCODER))) == [6, 9]
+    assert sorted(column(rows, metric.grad(metric.ADV, metric.KL_PUSH))) == [6, 9]
     # plain β·KL only ever pulls KL down; the parts of every push add up to it
-    assert all(v <= 0 for v in column(rows, "grad/kl/kl_push_sgd").values())
-    assert all(v <= 0 for v in column(rows, "grad/kl/kl_push").values())
+    assert all(v <= 0 for v in column(rows, metric.grad(metric.KL, metric.KL_PUSH_SGD)).values())
+    assert all(v <= 0 for v in column(rows, metric.grad(metric.KL, metric.KL_PUSH)).values())
     for term in TERMS:
-        push, mu, var = (column(rows, f"grad/{term}/{name}")
-                         for name in ("kl_push", "kl_push_mu", "kl_push_var"))
+        push, mu, var = (column(rows, metric.grad(term, name))
+                         for name in (metric.KL_PUSH, metric.KL_PUSH_MU, metric.KL_PUSH_VAR))
         for step, value in push.items():
             assert mu[step] + var[step] == pytest.approx(value, rel=1e-4, abs=1e-9)
-    assert all(v == 0 for v in column(rows, "grad/kl/decoder").values())  # KL skips the decoder
+    kl_on_decoder = column(rows, metric.grad(metric.KL, metric.DECODER))
+    assert all(v == 0 for v in kl_on_decoder.values())  # KL skips the decoder
     for step in (6, 9):
-        shares = [column(rows, f"grad/{t}/share")[step] for t in TERMS]
+        shares = [column(rows, metric.grad(t, metric.SHARE))[step] for t in TERMS]
         assert sum(shares) == pytest.approx(1.0, abs=1e-5)
 
 
 def test_discriminator_counts_clamp_hits_and_splits_accuracy(diag_run):
     _, rows, messages = diag_run
     # the clamp is hit on every GAN step (6, 7, ...); logged every 2 steps, counting this one
-    assert column(rows, "train/adaptive_clamp_hits") == {6: 1.0, 8: 3.0, 10: 5.0}
-    d_acc = column(rows, "train/d_acc")
-    real, fake = column(rows, "train/d_acc_real"), column(rows, "train/d_acc_fake")
+    assert column(rows, metric.TRAIN_ADAPTIVE_CLAMP_HITS) == {6: 1.0, 8: 3.0, 10: 5.0}
+    d_acc = column(rows, metric.TRAIN_D_ACC)
+    real, fake = column(rows, metric.TRAIN_D_ACC_REAL), column(rows, metric.TRAIN_D_ACC_FAKE)
     for step in (6, 8, 10):  # the same logits D's own step saw: their mean is train/d_acc
         assert (real[step] + fake[step]) / 2 == pytest.approx(d_acc[step], abs=1e-6)
     clamp = [m for m in messages if "adaptive_max" in m]
@@ -97,8 +100,8 @@ def test_histograms_and_images_reach_tensorboard(diag_run):
     events = EventAccumulator(str(run_dir / "tensorboard"), size_guidance={"histograms": 0})
     events.Reload()
     tags = events.Tags()
-    assert {"latent/mu", "latent/logvar"} <= set(tags["histograms"])
-    assert [e.step for e in events.Histograms("latent/mu")] == [0, 6]
+    assert {metric.LATENT_MU, metric.LATENT_LOGVAR} <= set(tags["histograms"])
+    assert [e.step for e in events.Histograms(metric.LATENT_MU)] == [0, 6]
     assert "images/inputs_recs_prior" in tags["images"]
 
 
@@ -108,7 +111,7 @@ def test_diagnostics_leave_training_unchanged(diag_run, tmp_path):
     on, _, _ = diag_run
     off = tmp_path / "off"
     train_tiny(off, "callbacks=none", *TRAINING)
-    assert not any(k.startswith(("grad/", "latent/")) for k in read_metrics(off)[0])
+    assert not any(k.startswith((metric.GRAD, metric.LATENT)) for k in read_metrics(off)[0])
     weights = [torch.load(d / "checkpoints" / "last.ckpt", weights_only=False)["state_dict"]
                for d in (on, off)]
     assert weights[0].keys() == weights[1].keys()
@@ -132,11 +135,12 @@ def test_posterior_stats_clamp_fraction_only_for_the_clamp_parameterisation():
     posterior = DiagonalGaussian(torch.zeros_like(logvar), logvar)
     bounds = {"logvar_min": -10.0, "logvar_max": 10.0}
     clamp = posterior_stats(posterior, {"parameterization": "clamp", **bounds})
-    assert float(clamp["latent/clamp_frac"]) == pytest.approx(0.75)
-    assert float(clamp["latent/logvar_min"]) == -10.0 and float(clamp["latent/logvar_max"]) == 10
+    assert float(clamp[metric.LATENT_CLAMP_FRAC]) == pytest.approx(0.75)
+    assert float(clamp[metric.LATENT_LOGVAR_MIN]) == -10.0
+    assert float(clamp[metric.LATENT_LOGVAR_MAX]) == 10
     soft = posterior_stats(posterior, {"parameterization": "softplus", **bounds})
-    assert float(soft["latent/clamp_frac"]) == 0.0
-    kl_dims = [float(clamp[f"latent/kl_dim/{c}"]) for c in range(4)]
+    assert float(soft[metric.LATENT_CLAMP_FRAC]) == 0.0
+    kl_dims = [float(clamp[metric.latent_kl_dim(c)]) for c in range(4)]
     assert sum(kl_dims) == pytest.approx(float(posterior.kl()[0]))
 
 
@@ -150,8 +154,8 @@ def test_active_units_and_collapsed_dims_known_answer():
 
     images = torch.randn(64, 3, 2, 2, generator=torch.Generator().manual_seed(0))
     out = unit_activity(Stub(), images, batch_size=16, threshold=0.01)
-    assert float(out["latent/active_units"]) == 4
-    assert float(out["latent/collapsed_dims"]) == 4
+    assert float(out[metric.LATENT_ACTIVE_UNITS]) == 4
+    assert float(out[metric.LATENT_COLLAPSED_DIMS]) == 4
 
 
 def test_term_gradient_norms_match_a_plain_backward():
@@ -159,16 +163,18 @@ def test_term_gradient_norms_match_a_plain_backward():
     ae = AutoencoderKL(ch=8, ch_mult=(1, 2), resolution=8)
     x = torch.randn(2, 3, 8, 8)
     xrec, posterior = ae(x)
-    parts = {"rec": (x - xrec).abs().mean(), "kl": 1e-2 * posterior.kl().mean()}
+    parts = {metric.REC: (x - xrec).abs().mean(), metric.KL: 1e-2 * posterior.kl().mean()}
     norms = term_gradient_norms(ae, posterior, parts)
     for term, part in parts.items():
         ae.zero_grad()
         part.backward(retain_graph=True)
         enc = torch.stack([p.grad.norm() for p in ae.encoder_parameters()]).norm()
-        assert float(norms[f"grad/{term}/encoder"]) == pytest.approx(float(enc), rel=1e-5)
-    assert float(norms["grad/kl/decoder"]) == 0.0
-    assert float(norms["grad/kl/encoder_share"]) == pytest.approx(1.0)
-    assert float(norms["grad/rec/share"] + norms["grad/kl/share"]) == pytest.approx(1.0)
+        on_encoder = norms[metric.grad(term, metric.ENCODER)]
+        assert float(on_encoder) == pytest.approx(float(enc), rel=1e-5)
+    assert float(norms[metric.grad(metric.KL, metric.DECODER)]) == 0.0
+    assert float(norms[metric.grad(metric.KL, metric.ENCODER_SHARE)]) == pytest.approx(1.0)
+    shares = [norms[metric.grad(term, metric.SHARE)] for term in (metric.REC, metric.KL)]
+    assert float(sum(shares)) == pytest.approx(1.0)
 
 
 def test_hooks_do_nothing_between_intervals():

@@ -16,6 +16,7 @@ from vaegan.callbacks.discriminator import DiscriminatorStats
 from vaegan.callbacks.gradients import GradientAttribution, term_gradient_norms
 from vaegan.callbacks.latent import LatentStats, posterior_stats, unit_activity
 from vaegan.callbacks.progress import GenStepProgressBar
+from vaegan.core.hooks import GeneratorOutput
 from vaegan.loggers import once
 from vaegan.models.autoencoder import AutoencoderKL
 from vaegan.models.distributions import DiagonalGaussian
@@ -180,14 +181,13 @@ def test_term_gradient_norms_match_a_plain_backward():
 def test_hooks_do_nothing_between_intervals():
     """Off-interval steps touch neither the posterior nor the loss terms (no work, no sync)."""
     module = SimpleNamespace(gen_step=7)
-    LatentStats(every_n_steps=10, histograms_every=10).on_generator_output(
-        None, module, None, None, None, None)
-    GradientAttribution(every_n_steps=10).on_generator_output(
-        None, module, None, None, None, None)
+    nothing = GeneratorOutput(None, None, None, None)
+    LatentStats(every_n_steps=10, histograms_every=10).on_generator_output(None, module, nothing)
+    GradientAttribution(every_n_steps=10).on_generator_output(None, module, nothing)
     stats = DiscriminatorStats(every_n_steps=10)
-    stats.on_generator_output(None, module, None, None, None,
-                              SimpleNamespace(logs={"adaptive_clamped": torch.tensor(1.0)},
-                                              parts={"adv": None}))
+    terms = SimpleNamespace(logs={metric.ADAPTIVE_CLAMPED: torch.tensor(1.0)},
+                            parts={metric.ADV: None})
+    stats.on_generator_output(None, module, GeneratorOutput(None, None, None, terms))
     assert float(stats.clamp_hits) == 1.0  # counted on the device, logged later
 
 

@@ -7,6 +7,7 @@ from vaegan.losses.adversarial import adaptive_weight, gan_loss
 from vaegan.losses.objective import VAEGANObjective
 from vaegan.losses.reconstruction import reduction
 from vaegan.models.distributions import DiagonalGaussian
+from vaegan.vocab import metric_names as metric
 
 REAL = torch.tensor([2.0, 0.5, -1.0])
 FAKE = torch.tensor([-2.0, 0.0, 1.5])
@@ -169,3 +170,30 @@ def test_random_backbone_distance_is_non_negative():
     p = Perceptual(net="alex", pretrained=False)
     x, y = torch.rand(8, 3, 32, 32) * 2 - 1, torch.rand(8, 3, 32, 32) * 2 - 1
     assert (p(x, y) >= 0).all()
+
+
+@pytest.mark.parametrize(
+    "kind, as_real, as_fake",  # D's cost of one logit z called real / called fake, by hand
+    [
+        ("hinge", lambda z: torch.relu(1 - z), lambda z: torch.relu(1 + z)),
+        ("vanilla", lambda z: torch.nn.functional.softplus(-z),
+         lambda z: torch.nn.functional.softplus(z)),
+        ("lsgan", lambda z: (z - 1) ** 2, lambda z: z**2),
+    ],
+)
+def test_decision_boundary_is_where_d_is_indifferent(kind, as_real, as_fake):
+    """At the boundary a logit costs D the same called real or fake; above it, real is cheaper."""
+    grid = torch.linspace(-3, 3, 601)
+    cheaper_as_real = grid[as_real(grid) < as_fake(grid)]
+    assert float(cheaper_as_real.min()) == pytest.approx(gan_loss(kind).boundary, abs=0.011)
+
+
+def test_d_accuracy_uses_the_losss_boundary():
+    """LSGAN's targets are 1 (real) and 0 (fake): logits 0.8 on reals and 0.3 on fakes are both
+    on the right side of 0.5; thresholding at 0 (hinge's boundary) would call the fakes real."""
+    objective = VAEGANObjective(adv_loss="lsgan", perceptual_weight=0.0)
+    terms = objective.discriminator_terms(torch.full((4, 1), 0.8), torch.full((4, 1), 0.3))
+    assert float(terms[metric.D_ACC]) == 1.0
+    hinge = VAEGANObjective(adv_loss="hinge", perceptual_weight=0.0)
+    assert float(hinge.discriminator_terms(torch.full((4, 1), 0.8),
+                                           torch.full((4, 1), 0.3))[metric.D_ACC]) == 0.5

@@ -33,6 +33,7 @@ from vaegan.data.health import skipped_images
 from vaegan.loggers.resumable_csv import ResumableCSVLogger
 from vaegan.loggers.wandb import finish_wandb, log_run_config
 from vaegan.vocab.layout import CSV_DIR, RunLayout
+from vaegan.vocab.metric_names import VAL_REC
 from vaegan.vocab.redact import redact_argv, redact_config, redact_overrides
 
 log = logging.getLogger("vaegan")
@@ -210,7 +211,7 @@ def main(cfg: DictConfig) -> float | None:
     if cfg.get("diagnose", True) and L.fabric.utilities.rank_zero.rank_zero_only.rank == 0:
         diagnose_run(run_dir)
     # The objective a sweeper (Optuna) minimises: final validation reconstruction error.
-    return result["metrics"].get("val/rec")
+    return result["metrics"].get(VAL_REC)
 
 
 if __name__ == "__main__":

@@ -25,8 +25,8 @@ PANELS = (
     (metric.TRAIN_BETA, "β"),
     (metric.TRAIN_REC, "reconstruction"),
     (metric.TRAIN_G_ADV, "generator adversarial term"),
-    (metric.grad("rec", metric.KL_PUSH), "KL push of the reconstruction (> 0: up)"),
-    (metric.grad("adv", metric.KL_PUSH), "KL push of the adversarial term (> 0: up)"),
+    (metric.grad(metric.REC, metric.KL_PUSH), "KL push of the reconstruction (> 0: up)"),
+    (metric.grad(metric.ADV, metric.KL_PUSH), "KL push of the adversarial term (> 0: up)"),
 )
 
 
@@ -113,7 +113,7 @@ def _row(run: Run, label: str, diagnosis: Diagnosis) -> list[str]:
         fmt(last[metric.VAL_PSNR]),
         fmt(last[metric.VAL_LPIPS]),
         " / ".join(fmt(evidence.get(f"kl_push_median_{term}_after_gan"))
-                   for term in ("rec", "perceptual", "adv")),
+                   for term in (metric.REC, metric.PERCEPTUAL, metric.ADV)),
         diagnosis.headline,
         diagnosis.gan_effect.verdict if diagnosis.gan_effect is not None else "-",
     ]

@@ -502,8 +502,8 @@ def grad_means(run: Run, lo: float, hi: float) -> dict[str, tuple[float, float]]
     """Mean (encoder, decoder) gradient norm per loss term over [lo, hi]."""
     means = {}
     for term in metric.GRAD_TERMS:
-        encoder = run.get(metric.grad(term, "encoder"))
-        decoder = run.get(metric.grad(term, "decoder"))
+        encoder = run.get(metric.grad(term, metric.ENCODER))
+        decoder = run.get(metric.grad(term, metric.DECODER))
         if encoder is None or decoder is None:
             continue
         encoder, decoder = encoder.between(lo, hi), decoder.between(lo, hi)
@@ -523,11 +523,12 @@ def _grad_shares(case: _Case, gan_start: float, width: float) -> None:
     before = grad_means(case.run, gan_start - width, last_step_before(gan_start))
     for label, means in (("before", before), ("after", after)):
         encoder_total = sum(encoder for encoder, _ in means.values())
-        if "kl" in means and encoder_total > 0:
-            case.record(f"grad_kl_share_of_encoder_{label}_gan", means["kl"][0] / encoder_total)
-    if "adv" not in shares or "rec" not in shares:
+        if metric.KL in means and encoder_total > 0:
+            case.record(f"grad_kl_share_of_encoder_{label}_gan",
+                        means[metric.KL][0] / encoder_total)
+    if metric.ADV not in shares or metric.REC not in shares:
         return
-    adv, rec = shares["adv"], shares["rec"]
+    adv, rec = shares[metric.ADV], shares[metric.REC]
     verdict = (
         "consistent with G2 (adversarial gradients act mainly on the decoder)"
         if adv < rec

@@ -251,16 +251,16 @@ def plot_grad_shares(run: Run, path: Path) -> Path | None:
     width = 0.8 / (2 * len(means))
     pos = np.arange(len(terms))
     for i, (label, by_term) in enumerate(means):
-        for j, part in enumerate(("encoder", "decoder")):
+        for j, part in enumerate((metric.ENCODER, metric.DECODER)):
             vals = [by_term.get(term, (np.nan, np.nan))[j] for term in terms]
             ax_bar.bar(
                 pos + (2 * i + j - len(means) + 0.5) * width,
                 vals,
                 width,
                 label=f"{part}, {label}",
-                hatch="//" if part == "decoder" else None,
+                hatch="//" if part == metric.DECODER else None,
                 color=f"C{i}",
-                alpha=0.6 if part == "decoder" else 1.0,
+                alpha=0.6 if part == metric.DECODER else 1.0,
             )
     ax_bar.set_xticks(pos, terms)
     ax_bar.set_yscale("log")
@@ -268,8 +268,8 @@ def plot_grad_shares(run: Run, path: Path) -> Path | None:
     ax_bar.legend(fontsize=7)
     ax_bar.set_title("gradient norm per term")
     for term in terms:
-        encoder = run.get(metric.grad(term, "encoder"))
-        decoder = run.get(metric.grad(term, "decoder"))
+        encoder = run.get(metric.grad(term, metric.ENCODER))
+        decoder = run.get(metric.grad(term, metric.DECODER))
         if encoder is not None and decoder is not None:
             decoder_y = np.interp(encoder.x, decoder.x, decoder.y)
             share = encoder.y / np.maximum(encoder.y + decoder_y, 1e-30)

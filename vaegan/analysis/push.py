@@ -17,7 +17,8 @@ import numpy as np
 from vaegan.analysis.runs import Run
 from vaegan.vocab import metric_names as metric
 
-LABELS = {"rec": "reconstruction", "perceptual": "LPIPS", "kl": "β·KL", "adv": "adversarial"}
+LABELS = {metric.REC: "reconstruction", metric.PERCEPTUAL: "LPIPS", metric.KL: "β·KL",
+          metric.ADV: "adversarial"}
 
 
 @dataclass(frozen=True)

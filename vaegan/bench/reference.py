@@ -27,6 +27,7 @@ from torch import Tensor
 
 from vaegan.core.module import VAEGAN
 from vaegan.data.batch import batch_images
+from vaegan.vocab.metric_names import D_LOSS
 
 PLAYERS = ("generator", "discriminator")  # optimizer_idx 0 and 1
 
@@ -66,4 +67,4 @@ class LDMReference(VAEGAN):
             self.discriminator(x), self.discriminator(xrec.detach())
         )
         disc_factor = 1.0 if self.gan_schedule.active(step) else 0.0
-        return disc_factor * terms["d_loss"], terms
+        return disc_factor * terms[D_LOSS], terms

@@ -18,13 +18,14 @@ import torch
 from torch import Tensor, nn
 from torch.func import functional_call
 
-from vaegan.callbacks.emit import due, log_scalars
+from vaegan.callbacks.diagnostic import Diagnostic
+from vaegan.callbacks.emit import log_scalars
+from vaegan.core.hooks import GeneratorOutput
 from vaegan.loggers.once import warn_once
-from vaegan.models.distributions import DiagonalGaussian
 from vaegan.vocab import metric_names as metric
 
 if TYPE_CHECKING:
-    from vaegan.losses.objective import GeneratorTerms
+    pass
 
 
 @torch.no_grad()
@@ -36,31 +37,29 @@ def logits_without_side_effects(discriminator: nn.Module, images: Tensor) -> Ten
     return functional_call(discriminator, state, (images,))
 
 
-class DiscriminatorStats(L.Callback):
+class DiscriminatorStats(Diagnostic):
     """Clamp hits counted every step on the device (no sync); logged every ``every_n_steps``."""
 
+    name = "discriminator"
+
     def __init__(self, every_n_steps: int = 50) -> None:
-        if every_n_steps < 1:
-            raise ValueError(f"callbacks.discriminator.every_n_steps={every_n_steps} must be >= 1")
-        self.every_n_steps = every_n_steps
+        self.every_n_steps = self.interval("every_n_steps", every_n_steps)
         self.clamp_hits: Tensor | float = 0.0
 
-    def on_generator_output(
-        self, trainer: L.Trainer, pl_module: Any, x: Tensor, xrec: Tensor,
-        posterior: DiagonalGaussian, terms: GeneratorTerms,
-    ) -> None:
-        clamped = terms.logs.get("adaptive_clamped")
+    def on_generator_output(self, trainer: L.Trainer, pl_module: Any, out: GeneratorOutput) -> None:
+        terms, step = out.terms, pl_module.gen_step
+        clamped = terms.logs.get(metric.ADAPTIVE_CLAMPED)
         if clamped is not None:
             self.clamp_hits = clamped + self.clamp_hits
-        step = pl_module.gen_step
-        if "adv" not in terms.parts or not due(step, self.every_n_steps):
+        if metric.ADV not in terms.parts or not self.due(pl_module, self.every_n_steps):
             return
-        real = logits_without_side_effects(pl_module.discriminator, x)
-        fake = logits_without_side_effects(pl_module.discriminator, xrec.detach())
+        real = logits_without_side_effects(pl_module.discriminator, out.x)
+        fake = logits_without_side_effects(pl_module.discriminator, out.xrec.detach())
+        acc_real, acc_fake = pl_module.objective.gan.accuracy(real, fake)
         metrics = {
             metric.TRAIN_ADAPTIVE_CLAMP_HITS: self.clamp_hits,
-            metric.TRAIN_D_ACC_REAL: (real > 0).float().mean(),
-            metric.TRAIN_D_ACC_FAKE: (fake < 0).float().mean(),
+            metric.TRAIN_D_ACC_REAL: acc_real,
+            metric.TRAIN_D_ACC_FAKE: acc_fake,
         }
         row = log_scalars(trainer, metrics, step)
         if row and row[metric.TRAIN_ADAPTIVE_CLAMP_HITS] > 0:

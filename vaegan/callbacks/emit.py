@@ -22,11 +22,6 @@ from vaegan.loggers.once import warn_once
 from vaegan.vocab.metric_names import GEN_STEP
 
 
-def due(gen_step: int, every: int | None) -> bool:
-    """Whether a measurement with interval ``every`` (``None``/0: off) runs at ``gen_step``."""
-    return bool(every) and gen_step % every == 0
-
-
 def to_floats(metrics: Mapping[str, Tensor | float]) -> dict[str, float]:
     """All values as floats with a single host sync for the tensors among them."""
     names = [k for k, v in metrics.items() if isinstance(v, Tensor)]

@@ -20,13 +20,22 @@ import lightning as L
 import torch
 from torch import Tensor, nn
 
-from vaegan.callbacks.emit import due, log_scalars
+from vaegan.callbacks.diagnostic import Diagnostic
+from vaegan.callbacks.emit import log_scalars
 from vaegan.callbacks.kl_push import adam_preconditioner
 from vaegan.callbacks.kl_push import kl_push as term_kl_push
-from vaegan.losses.objective import GeneratorTerms
+from vaegan.core.hooks import GeneratorOutput
 from vaegan.models.autoencoder import AutoencoderKL
 from vaegan.models.distributions import DiagonalGaussian
-from vaegan.vocab.metric_names import DECODER, ENCODER, ENCODER_SHARE, SHARE, grad
+from vaegan.vocab.metric_names import (
+    DECODER,
+    ENCODER,
+    ENCODER_SHARE,
+    POSTERIOR_LOGVAR,
+    POSTERIOR_MU,
+    SHARE,
+    grad,
+)
 
 _EPS = 1e-30
 
@@ -72,8 +81,8 @@ def term_gradient_norms(
         enc, dec = _norm(grads[:ne], part), _norm(grads[ne : ne + nd], part)
         out[grad(term, ENCODER)] = enc
         out[grad(term, DECODER)] = dec
-        out[grad(term, "mu")] = _norm(grads[-2:-1], part)
-        out[grad(term, "logvar")] = _norm(grads[-1:], part)
+        out[grad(term, POSTERIOR_MU)] = _norm(grads[-2:-1], part)
+        out[grad(term, POSTERIOR_LOGVAR)] = _norm(grads[-1:], part)
         out[grad(term, ENCODER_SHARE)] = enc / (enc + dec).clamp_min(_EPS)
         enc_norms[term] = enc
         if push is not None:
@@ -98,29 +107,26 @@ def generator_optimizer(
     return None
 
 
-class GradientAttribution(L.Callback):
+class GradientAttribution(Diagnostic):
     """Per-term gradient norms and KL pushes every ``every_n_steps`` generator steps (one extra
     backward pass per term and two for KL's parts at that step, none on the others)."""
 
+    name = "gradients"
+
     def __init__(self, every_n_steps: int = 100, kl_push: bool = True) -> None:
-        if every_n_steps < 1:
-            raise ValueError(f"callbacks.gradients.every_n_steps={every_n_steps} must be >= 1")
-        self.every_n_steps = every_n_steps
+        self.every_n_steps = self.interval("every_n_steps", every_n_steps)
         self.kl_push = kl_push
 
-    def on_generator_output(
-        self, trainer: L.Trainer, pl_module: Any, x: Tensor, xrec: Tensor,
-        posterior: DiagonalGaussian, terms: GeneratorTerms,
-    ) -> None:
-        step = pl_module.gen_step
-        if not due(step, self.every_n_steps) or not torch.is_grad_enabled():
+    def on_generator_output(self, trainer: L.Trainer, pl_module: Any, out: GeneratorOutput) -> None:
+        if not self.due(pl_module, self.every_n_steps) or not torch.is_grad_enabled():
             return
+        terms, step = out.terms, pl_module.gen_step
         push, preconditioner = None, []
         if self.kl_push:
             encoder = encoder_parameters(pl_module.autoencoder)
             push = kl_part_gradients(encoder, terms.kl_mu, terms.kl_var)
             preconditioner = adam_preconditioner(generator_optimizer(trainer, encoder), encoder)
-        norms = term_gradient_norms(pl_module.autoencoder, posterior, terms.parts, push,
+        norms = term_gradient_norms(pl_module.autoencoder, out.posterior, terms.parts, push,
                                     preconditioner)
         if norms:
             log_scalars(trainer, norms, step)

@@ -14,20 +14,23 @@ from lightning.pytorch.utilities import rank_zero_only
 from torch import Tensor
 from torchvision.utils import make_grid, save_image
 
+from vaegan.callbacks.diagnostic import Diagnostic
 from vaegan.callbacks.emit import fixed_val_images, log_image
+from vaegan.vocab.checks import require
 from vaegan.vocab.layout import RunLayout
 
 CAPTION = "rows: inputs, reconstructions (posterior mean), decoded prior samples z ~ N(0, I)"
 
 
-class ImageGrids(L.Callback):
+class ImageGrids(Diagnostic):
     """Every ``every_n_steps`` generator steps and at the end: a PNG in ``RUN_DIR/images``
     plus the same grid to every logger that takes images (TensorBoard, wandb)."""
 
+    name = "images"
+
     def __init__(self, every_n_steps: int = 500, num_images: int = 16, seed: int = 0) -> None:
-        if every_n_steps < 1 or num_images < 1:
-            raise ValueError("callbacks.images.every_n_steps and num_images must be >= 1")
-        self.every_n_steps = every_n_steps
+        self.every_n_steps = self.interval("every_n_steps", every_n_steps)
+        require(num_images >= 1, "callbacks.images.num_images", num_images, "be >= 1")
         self.num_images = num_images
         self.seed = seed
         self._fixed: Tensor | None = None
@@ -61,7 +64,7 @@ class ImageGrids(L.Callback):
     def on_train_batch_end(
         self, trainer: L.Trainer, pl_module: Any, outputs: Any, batch: Any, batch_idx: int
     ) -> None:
-        if pl_module.gen_step % self.every_n_steps == 0:
+        if self.due(pl_module, self.every_n_steps):
             self._emit(trainer, pl_module, "train")
 
     def on_train_end(self, trainer: L.Trainer, pl_module: Any) -> None:

@@ -11,22 +11,22 @@ from __future__ import annotations
 
 import inspect
 import logging
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import lightning as L
 import torch
 from torch import Tensor
 
-from vaegan.callbacks.emit import due, fixed_val_images, log_histograms, log_scalars
+from vaegan.callbacks.diagnostic import Diagnostic
+from vaegan.callbacks.emit import fixed_val_images, log_histograms, log_scalars
+from vaegan.core.hooks import GeneratorOutput
 from vaegan.models.distributions import (
     DiagonalGaussian,
     clamp_fraction,
     posterior_from_moments,
 )
 from vaegan.vocab import metric_names as metric
-
-if TYPE_CHECKING:
-    from vaegan.losses.objective import GeneratorTerms
+from vaegan.vocab.checks import require
 
 _POSTERIOR_DEFAULTS = {
     name: p.default for name, p in inspect.signature(posterior_from_moments).parameters.items()
@@ -86,8 +86,10 @@ def unit_activity(
     }
 
 
-class LatentStats(L.Callback):
+class LatentStats(Diagnostic):
     """Latent statistics at cheap intervals; nothing is computed on other steps."""
+
+    name = "latent"
 
     def __init__(
         self,
@@ -97,27 +99,21 @@ class LatentStats(L.Callback):
         num_images: int = 256,
         threshold: float = 0.01,
     ) -> None:
-        for key, value in (("every_n_steps", every_n_steps), ("num_images", num_images),
-                           ("active_units_every", active_units_every)):
-            if value < 1:
-                raise ValueError(f"callbacks.latent.{key}={value} must be >= 1")
-        self.every_n_steps = every_n_steps
-        self.active_units_every = active_units_every
-        self.histograms_every = histograms_every
+        self.every_n_steps = self.interval("every_n_steps", every_n_steps)
+        self.active_units_every = self.interval("active_units_every", active_units_every)
+        self.histograms_every = self.interval("histograms_every", histograms_every, off=True)
+        require(num_images >= 1, "callbacks.latent.num_images", num_images, "be >= 1")
         self.num_images = num_images
         self.threshold = threshold
         self._images: Tensor | None = None
         self._units_at = -1
 
-    def on_generator_output(
-        self, trainer: L.Trainer, pl_module: Any, x: Tensor, xrec: Tensor,
-        posterior: DiagonalGaussian, terms: GeneratorTerms,
-    ) -> None:
-        step = pl_module.gen_step
-        if due(step, self.every_n_steps):
+    def on_generator_output(self, trainer: L.Trainer, pl_module: Any, out: GeneratorOutput) -> None:
+        posterior, step = out.posterior, pl_module.gen_step
+        if self.due(pl_module, self.every_n_steps):
             stats = posterior_stats(posterior, pl_module.autoencoder.posterior_kwargs)
             log_scalars(trainer, stats, step)
-        if due(step, self.histograms_every):
+        if self.due(pl_module, self.histograms_every):
             histograms = {metric.LATENT_MU: posterior.mean, metric.LATENT_LOGVAR: posterior.logvar}
             log_histograms(trainer, histograms, step)
 
@@ -144,7 +140,7 @@ class LatentStats(L.Callback):
     def on_train_batch_end(
         self, trainer: L.Trainer, pl_module: Any, outputs: Any, batch: Any, batch_idx: int
     ) -> None:
-        if due(pl_module.gen_step, self.active_units_every):
+        if self.due(pl_module, self.active_units_every):
             self._log_units(trainer, pl_module)
 
     def on_train_end(self, trainer: L.Trainer, pl_module: Any) -> None:

@@ -17,7 +17,10 @@ import lightning as L
 import torch
 from torch import Tensor, nn
 
+from vaegan.callbacks.diagnostic import Diagnostic
 from vaegan.losses.perceptual import PretrainedWeightsMissing
+from vaegan.vocab.checks import choice
+from vaegan.vocab.metric_names import VAL_RFID
 
 INCEPTION_FILE = "weights-inception-2015-12-05-6726825d.pth"
 INCEPTION_URL = (
@@ -56,7 +59,7 @@ class RandomFeatures(nn.Module):
         return self.net(x.float())
 
 
-class ReconstructionFID(L.Callback):
+class ReconstructionFID(Diagnostic):
     """Logs ``val/rfid`` every ``every_n_val`` validations (0: off; sanity checks not counted).
 
     ``feature``: ``inception`` (FID proper with ``dims=2048``, the pool features every
@@ -65,16 +68,14 @@ class ReconstructionFID(L.Callback):
     weights when ``callbacks.ema`` is on.
     """
 
+    name = "rfid"
+
     def __init__(
         self, every_n_val: int = 0, feature: str = "inception", weights_path: str | None = None,
         dims: int = 2048,
     ) -> None:
-        if every_n_val < 0:
-            raise ValueError(f"callbacks.rfid.every_n_val={every_n_val} must be >= 0 (0: off)")
-        if feature not in ("inception", "random"):
-            raise ValueError(f"callbacks.rfid.feature={feature!r}: use inception or random")
-        self.every_n_val = every_n_val
-        self.feature = feature
+        self.every_n_val = self.interval("every_n_val", every_n_val, off=True)
+        self.feature = choice("callbacks.rfid.feature", feature, ("inception", "random"))
         self.weights_path = weights_path
         self.dims = dims
         self.validations = 0  # completed (non-sanity) validations, saved in checkpoints
@@ -86,23 +87,23 @@ class ReconstructionFID(L.Callback):
 
         if self.feature == "random":
             L.pytorch.utilities.rank_zero_warn(
-                "val/rfid uses callbacks.rfid.feature=random: a Fréchet distance of random "
+                f"{VAL_RFID} uses callbacks.rfid.feature=random: a Fréchet distance of random "
                 "features, NOT FID (comparable only between runs with the same extractor)"
             )
             return FrechetInceptionDistance(feature=RandomFeatures(), normalize=True)
         path = inception_path(self.weights_path)
         if not path.is_file():
             raise PretrainedWeightsMissing(
-                f"val/rfid: Inception weights not found at {path}. Download {INCEPTION_URL} on a "
-                "networked machine and place it there (or set callbacks.rfid.weights_path), or "
-                "switch val/rfid off: callbacks.rfid.every_n_val=0."
+                f"{VAL_RFID}: Inception weights not found at {path}. Download {INCEPTION_URL} on "
+                "a networked machine and place it there (or set callbacks.rfid.weights_path), "
+                f"or switch {VAL_RFID} off: callbacks.rfid.every_n_val=0."
             )
         try:  # torch-fidelity loads it with weights_only=False: refuse anything but tensors
             torch.load(path, map_location="cpu", weights_only=True)
         except Exception as err:
             raise PretrainedWeightsMissing(
-                f"val/rfid: {path} is not a plain weights file ({str(err).splitlines()[0][:120]});"
-                f" download {INCEPTION_URL} again"
+                f"{VAL_RFID}: {path} is not a plain weights file "
+                f"({str(err).splitlines()[0][:120]}); download {INCEPTION_URL} again"
             ) from None
         return FrechetInceptionDistance(
             feature=self.dims, normalize=True, feature_extractor_weights_path=str(path)
@@ -132,7 +133,7 @@ class ReconstructionFID(L.Callback):
 
     def on_validation_epoch_end(self, trainer: L.Trainer, pl_module: Any) -> None:
         if self._active:
-            pl_module.log("val/rfid", self.fid.compute(), on_epoch=True)
+            pl_module.log(VAL_RFID, self.fid.compute(), on_epoch=True)
             self.fid.reset()
             self._active = False
 

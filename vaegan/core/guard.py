@@ -18,26 +18,27 @@ from typing import Any
 import torch
 from torch import Tensor
 
+from vaegan.vocab import metric_names as names
 from vaegan.vocab.checks import require
 from vaegan.vocab.layout import last_checkpoint_path
 
 log = logging.getLogger("vaegan")
 
-PLAYERS = {"generator": "loss", "discriminator": "d_loss"}  # player -> its total loss in logs
+PLAYERS = {"generator": names.LOSS, "discriminator": names.D_LOSS}  # player -> its total loss
 GENERIC_FIX = "lower optim.lr, or train in fp32 (trainer.precision=32-true)"
 FIXES = {
-    "rec": "check the data for inf/NaN pixels; " + GENERIC_FIX,
-    "perceptual": "LPIPS expects inputs in [-1, 1]; " + GENERIC_FIX,
-    "nll": "the learned output log-variance diverged: lower optim.lr or set "
+    names.REC: "check the data for inf/NaN pixels; " + GENERIC_FIX,
+    names.PERCEPTUAL: "LPIPS expects inputs in [-1, 1]; " + GENERIC_FIX,
+    names.NLL: "the learned output log-variance diverged: lower optim.lr or set "
     "loss.objective.learn_logvar=false",
-    "logvar": "the learned output log-variance diverged: lower optim.lr or set "
+    names.LOGVAR: "the learned output log-variance diverged: lower optim.lr or set "
     "loss.objective.learn_logvar=false",
-    "kl": "clamp the posterior log-variance (model.posterior.parameterization=softplus, or a "
+    names.KL: "clamp the posterior log-variance (model.posterior.parameterization=softplus, or a "
     "narrower model.posterior.logvar_min/logvar_max); " + GENERIC_FIX,
-    "g_adv": "lower loss.objective.adaptive_max (the adaptive-weight clamp) or "
+    names.G_ADV: "lower loss.objective.adaptive_max (the adaptive-weight clamp) or "
     "loss.objective.disc_weight; " + GENERIC_FIX,
     "adv_weight": "lower loss.objective.adaptive_max (the adaptive-weight clamp); " + GENERIC_FIX,
-    "d_loss": "lower optim.disc_lr, or set optim.disc_grad_clip; " + GENERIC_FIX,
+    names.D_LOSS: "lower optim.disc_lr, or set optim.disc_grad_clip; " + GENERIC_FIX,
     "grad": "set optim.grad_clip / optim.disc_grad_clip; " + GENERIC_FIX,
 }
 

@@ -9,6 +9,7 @@ module calls it on every callback that does, in the trainer's callback order.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
 from torch import Tensor
@@ -18,14 +19,22 @@ if TYPE_CHECKING:
     from vaegan.models.distributions import DiagonalGaussian
 
 
+@dataclass(frozen=True)
+class GeneratorOutput:
+    """One batch's generator forward: the images, their reconstructions, the posterior and the
+    objective's terms (``terms.parts`` with their graphs alive)."""
+
+    x: Tensor
+    xrec: Tensor
+    posterior: DiagonalGaussian
+    terms: GeneratorTerms
+
+
 @runtime_checkable
 class GeneratorOutputHook(Protocol):
-    def on_generator_output(
-        self, trainer: Any, module: Any, x: Tensor, xrec: Tensor,
-        posterior: DiagonalGaussian, terms: GeneratorTerms,
-    ) -> None:
+    def on_generator_output(self, trainer: Any, module: Any, out: GeneratorOutput) -> None:
         """Every training batch, after the generator's forward and before its backward.
-        ``terms.parts`` still hold their graphs; do not call backward on ``terms.loss``."""
+        ``out.terms.parts`` still hold their graphs; do not call backward on ``terms.loss``."""
 
 
 @runtime_checkable

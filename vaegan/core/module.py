@@ -18,7 +18,12 @@ from torchmetrics.image import PeakSignalNoiseRatio, StructuralSimilarityIndexMe
 
 from vaegan.core import rng
 from vaegan.core.guard import NonFiniteGuard
-from vaegan.core.hooks import GeneratorOutputHook, ValidationReconstructionHook, callbacks_with
+from vaegan.core.hooks import (
+    GeneratorOutput,
+    GeneratorOutputHook,
+    ValidationReconstructionHook,
+    callbacks_with,
+)
 from vaegan.core.lightning_logs import logger_writes_this_step
 from vaegan.core.optim import OptimConfig
 from vaegan.core.schedules import BetaSchedule, GanSchedule
@@ -28,7 +33,9 @@ from vaegan.losses.perceptual import Perceptual
 from vaegan.models.autoencoder import AutoencoderKL
 from vaegan.models.distributions import DiagonalGaussian
 from vaegan.vocab.metric_names import (
+    D_LOSS,
     GEN_STEP,
+    KL,
     TRAIN_NONFINITE_STEPS,
     VAL_KL,
     VAL_LPIPS,
@@ -111,8 +118,9 @@ class VAEGAN(L.LightningModule):
             logits_fake=self.discriminator(xrec) if gan_on else None,
             last_layer=self.autoencoder.last_layer if gan_on else None,
         )
+        out = GeneratorOutput(x, xrec, posterior, terms)
         for hook in self._generator_hooks:  # gradient attribution needs the live graphs
-            hook.on_generator_output(self.trainer, self, x, xrec, posterior, terms)
+            hook.on_generator_output(self.trainer, self, out)
         generator_logs = terms.logs
         self.manual_backward(terms.loss / self.optim.accumulate)
         if do_step:
@@ -129,14 +137,14 @@ class VAEGAN(L.LightningModule):
             self.trainer.should_stop = True
         if logger_writes_this_step(self.trainer):  # only the batches Lightning writes
             self.log_dict(logs, on_step=True, on_epoch=False, prog_bar=False, logger=True)
-        self.log("kl", generator_logs["kl"], prog_bar=True, logger=False)
+        self.log(KL, generator_logs[KL], prog_bar=True, logger=False)
 
     def _discriminator_step(
         self, x: Tensor, xrec: Tensor, opt_d: Any, sched_d: Any, do_step: bool
     ) -> dict[str, Tensor]:
         self.toggle_optimizer(opt_d)
         terms = self.objective.discriminator_terms(self.discriminator(x), self.discriminator(xrec))
-        self.manual_backward(terms["d_loss"] / self.optim.accumulate)
+        self.manual_backward(terms[D_LOSS] / self.optim.accumulate)
         if do_step:
             self._step(opt_d, sched_d, self.optim.disc_grad_clip, "discriminator", terms)
         self.untoggle_optimizer(opt_d)

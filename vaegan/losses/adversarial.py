@@ -17,10 +17,17 @@ from vaegan.vocab.checks import choice
 
 
 class GanLoss(NamedTuple):
-    """What each player minimises: ``generator(D(x̂))``, ``discriminator(D(x), D(x̂))``."""
+    """What each player minimises: ``generator(D(x̂))``, ``discriminator(D(x), D(x̂))``; and
+    ``boundary``, the logit D's loss separates real from fake at (its decision boundary)."""
 
     generator: Callable[[Tensor], Tensor]
     discriminator: Callable[[Tensor, Tensor], Tensor]
+    boundary: float
+
+    def accuracy(self, logits_real: Tensor, logits_fake: Tensor) -> tuple[Tensor, Tensor]:
+        """The share of real logits above the boundary and of fake ones below it."""
+        return ((logits_real > self.boundary).float().mean(),
+                (logits_fake < self.boundary).float().mean())
 
 
 def hinge_g(logits_fake: Tensor) -> Tensor:
@@ -47,10 +54,10 @@ def lsgan_d(logits_real: Tensor, logits_fake: Tensor) -> Tensor:
     return 0.5 * ((logits_real - 1.0).pow(2).mean() + logits_fake.pow(2).mean())
 
 
-GAN_LOSSES = {
-    "hinge": GanLoss(hinge_g, hinge_d),
-    "vanilla": GanLoss(vanilla_g, vanilla_d),
-    "lsgan": GanLoss(lsgan_g, lsgan_d),
+GAN_LOSSES = {  # hinge's margins ±1 and vanilla's sigmoid both split at 0; LSGAN's targets 1, 0
+    "hinge": GanLoss(hinge_g, hinge_d, boundary=0.0),
+    "vanilla": GanLoss(vanilla_g, vanilla_d, boundary=0.0),
+    "lsgan": GanLoss(lsgan_g, lsgan_d, boundary=0.5),
 }
 
 

@@ -27,6 +27,7 @@ from vaegan.losses.perceptual import Perceptual
 from vaegan.losses.precision import autocast_off, fp32_posterior
 from vaegan.losses.reconstruction import nll_with_learned_logvar, pixel_loss, reduction
 from vaegan.models.distributions import DiagonalGaussian
+from vaegan.vocab import metric_names as names
 from vaegan.vocab.checks import require
 
 
@@ -66,33 +67,34 @@ class GeneratorTerms:
         """The weighted terms whose gradients sum to the autoencoder's (the output
         log-variance's own ``+ s`` has none)."""
         scale = torch.exp(-self.logvar) if self.learn_logvar else 1.0
-        parts = {"rec": scale * self.rec}
+        parts = {names.REC: scale * self.rec}
         if self.perceptual_weighted is not None:
-            parts["perceptual"] = scale * self.perceptual_weighted
-        parts["kl"] = self.kl_obj
+            parts[names.PERCEPTUAL] = scale * self.perceptual_weighted
+        parts[names.KL] = self.kl_obj
         if self.gan_on:
-            parts["adv"] = self.adv
+            parts[names.ADV] = self.adv
         return parts
 
     @property
     def logs(self) -> dict[str, Tensor]:
         """Every term by its metric name (``train/<name>``), detached, in the objective's
         order (the guard names the first non-finite one)."""
-        logs = {"rec": self.rec, "rec_per_pixel": self.rec_per_pixel}
+        logs = {names.REC: self.rec, names.REC_PER_PIXEL: self.rec_per_pixel}
         if self.perceptual is not None:
-            logs.update(perceptual=self.perceptual, perceptual_weighted=self.perceptual_weighted)
-        logs.update(nll=self.nll, logvar=self.logvar, kl=self.kl, kl_mu=self.kl_mu,
-                    kl_var=self.kl_var, kl_weighted=self.kl_obj,
-                    beta=torch.tensor(float(self.beta)))
+            logs[names.PERCEPTUAL] = self.perceptual
+            logs[names.PERCEPTUAL_WEIGHTED] = self.perceptual_weighted
+        logs.update({names.NLL: self.nll, names.LOGVAR: self.logvar, names.KL: self.kl,
+                     names.KL_MU: self.kl_mu, names.KL_VAR: self.kl_var,
+                     names.KL_WEIGHTED: self.kl_obj, names.BETA: torch.tensor(float(self.beta))})
         if self.capacity is not None:
-            logs["capacity"] = torch.tensor(float(self.capacity))
+            logs[names.CAPACITY] = torch.tensor(float(self.capacity))
         if self.adaptive_weight is not None:
-            logs.update(adaptive_weight=self.adaptive_weight,
-                        adaptive_clamped=self.adaptive_clamped)
-        logs["g_adv"] = self.g_adv
+            logs[names.ADAPTIVE_WEIGHT] = self.adaptive_weight
+            logs[names.ADAPTIVE_CLAMPED] = self.adaptive_clamped
+        logs[names.G_ADV] = self.g_adv
         if self.gan_on:
-            logs["g_adv_weighted"] = self.adv
-        logs.update(adv_weight=self.adv_weight, loss=self.loss)
+            logs[names.G_ADV_WEIGHTED] = self.adv
+        logs.update({names.ADV_WEIGHT: self.adv_weight, names.LOSS: self.loss})
         return {name: value.detach() for name, value in logs.items()}
 
 
@@ -212,10 +214,10 @@ class VAEGANObjective(nn.Module):
     def discriminator_terms(self, logits_real: Tensor, logits_fake: Tensor) -> dict[str, Tensor]:
         """D loss on real images and the *detached* reconstruction, plus logit means/accuracy."""
         d_loss = self.gan.discriminator(logits_real, logits_fake)
-        acc = 0.5 * ((logits_real > 0).float().mean() + (logits_fake < 0).float().mean())
+        acc_real, acc_fake = self.gan.accuracy(logits_real.detach(), logits_fake.detach())
         return {
-            "d_loss": d_loss,
-            "d_real": logits_real.detach().mean(),
-            "d_fake": logits_fake.detach().mean(),
-            "d_acc": acc.detach(),
+            names.D_LOSS: d_loss,
+            names.D_REAL: logits_real.detach().mean(),
+            names.D_FAKE: logits_fake.detach().mean(),
+            names.D_ACC: 0.5 * (acc_real + acc_fake),
         }

@@ -10,7 +10,7 @@ import pytest
 
 from vaegan.study import invocations
 from vaegan.study.__main__ import other_parts
-from vaegan.study.config import StudyConfigError, load_study
+from vaegan.study.config import StudyConfigError, check_metric_names, load_study
 from vaegan.study.evaluate import RunTable
 from vaegan.study.plan import plan
 from vaegan.study.provenance import Clock
@@ -106,3 +106,23 @@ def test_more_workers_than_cores_share_them():
     assert makespan([100.0] * 3, 2, cores=2) == 200.0   # two rounds
     assert makespan([100.0] * 3, 3, cores=2) == 150.0   # three at 2/3 of a core each
     assert makespan([100.0] * 3, 3, cores=4) == 100.0
+
+
+@pytest.mark.parametrize("override, where, closest", [
+    ("horizon.args.metric=train/kll", "horizon.args.metric='train/kll'", metric.TRAIN_KL),
+    ("claims.C2.plot.metrics=[train/kl,latent/logvar_meen]", "claims.C2.plot.metrics=",
+     metric.LATENT_LOGVAR_MEAN),
+])
+def test_an_unknown_metric_is_named_at_load_with_the_closest_known(override, where, closest):
+    with pytest.raises(StudyConfigError) as err:
+        load_study(["scale=tiny", override])
+    message = str(err.value)
+    assert where in message and f"allowed: {closest} (the closest known name)" in message
+    assert "\n" not in message
+
+
+def test_an_unknown_loss_term_in_a_tests_args_is_named():
+    raw = {"claims": {"G2": {"tests": [{"args": {"term": "adverse", "window": "gan_phase"}}]}}}
+    with pytest.raises(StudyConfigError, match=r"claims\.G2\.tests\[0\]\.args\.term='adverse' "
+                       r"must name something vaegan logs; allowed: adv \(the closest"):
+        check_metric_names(raw)

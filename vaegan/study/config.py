@@ -8,6 +8,7 @@ supporting and a refuting band that do not overlap, and the GAN windows sit on g
 
 from __future__ import annotations
 
+import difflib
 import json
 import re
 from collections.abc import Mapping, Sequence
@@ -24,6 +25,8 @@ from vaegan.study.measures import MEASURES, WINDOW_PARAMS
 from vaegan.study.rules import Condition, Gate, Test
 from vaegan.study.runner import Job
 from vaegan.train import CONFIG_DIR
+from vaegan.vocab import metric_names
+from vaegan.vocab.checks import must
 from vaegan.vocab.overrides import override_value
 
 STUDY_CONFIG_DIR = str(Path(CONFIG_DIR) / "study")
@@ -205,6 +208,7 @@ def _only(raw: dict[str, Any], key: str, what: str, known: dict[str, T]) -> dict
 def load_study(overrides: Sequence[str] = ()) -> Study:
     """Compose, check and resolve the study; raises `StudyConfigError` naming what is wrong."""
     raw = compose_study(overrides)
+    check_metric_names(raw)
     scale = raw["scale"]
     steps = int(scale["steps"])
     names: dict[str, float] = {"steps": steps, "gan_start_frac": float(scale["gan_start_frac"])}
@@ -386,6 +390,40 @@ def _claim(claim_id: str, spec: Mapping[str, Any], shared_gates: Mapping[str, An
     plot = spec.get("plot") or {}
     return Claim(claim_id, " ".join(str(spec.get("claim", "")).split()), tuple(tests),
                  tuple(plot.get("arms") or ()), tuple(plot.get("metrics") or ()))
+
+
+# Keys whose values name what a run logs: a metric (vaegan/vocab/metric_names.py), or a loss
+# term / gradient part of grad/<term>/<part>; a test's `part` is either, by its measure.
+_TERMS, _PARTS = frozenset(metric_names.GRAD_TERMS), frozenset(metric_names.GRAD_PARTS)
+_NAMES = {
+    "metric": (metric_names.is_metric, metric_names.known()),
+    "metrics": (metric_names.is_metric, metric_names.known()),
+    "term": (_TERMS.__contains__, _TERMS),
+    "terms": (_TERMS.__contains__, _TERMS),
+    "against": (_TERMS.__contains__, _TERMS),
+    "part": (lambda name: name in _PARTS or metric_names.is_metric(name),
+             _PARTS | metric_names.known()),
+}
+
+
+def check_metric_names(raw: Mapping[str, Any], path: str = "") -> None:
+    """Every metric, term and gradient part the study's tests and plots read exists, checked
+    when the study loads (a typo would otherwise surface after the runs have trained)."""
+    for key, value in raw.items():
+        where = f"{path}.{key}" if path else str(key)
+        if key in _NAMES and path.endswith(("args", "plot")):
+            ok, known = _NAMES[key]
+            for name in value if isinstance(value, list) else [value]:
+                if not ok(str(name)):
+                    close = difflib.get_close_matches(str(name), sorted(known), n=1, cutoff=0.0)
+                    raise StudyConfigError(must(where, str(name), "name something vaegan logs",
+                                                f"{close[0]} (the closest known name)"))
+        elif isinstance(value, Mapping):
+            check_metric_names(value, where)
+        elif isinstance(value, list):
+            for i, item in enumerate(value):
+                if isinstance(item, Mapping):
+                    check_metric_names(item, f"{where}[{i}]")
 
 
 def check(study: Study) -> None:

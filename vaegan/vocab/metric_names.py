@@ -98,3 +98,19 @@ LATENT_KL_DIM = LATENT + "kl_dim/"  # + the channel index: latent_kl_dim(channel
 PROBE = "probe/"
 PROBE_HF_RATIO = PROBE + "hf_ratio"
 PROBE_LOWPASS_L1 = PROBE + "lowpass_l1"
+
+
+def is_metric(name: str) -> bool:
+    """Whether ``name`` is a metric vaegan logs (``latent/kl_dim/<c>`` for any channel c)."""
+    tail = name.removeprefix(LATENT_KL_DIM)
+    return name in known() or (tail != name and tail.isdigit())
+
+
+def known() -> frozenset[str]:
+    """Every metric name defined here, ``grad(term, part)`` for each term and part included."""
+    names = {value for key, value in globals().items()
+             if key.isupper() and isinstance(value, str) and "/" in value
+             and value not in (TRAIN, VAL, LATENT, GRAD, PROBE, LATENT_KL_DIM)}
+    names.add(GEN_STEP)
+    names.update(grad(term, part) for term in GRAD_TERMS for part in GRAD_PARTS)
+    return frozenset(names)

@@ -27,6 +27,7 @@ import lightning as L
 import torch
 from lightning.pytorch.callbacks import ModelCheckpoint
 
+from vaegan.vocab.checks import require
 from vaegan.vocab.layout import LAST_CKPT
 
 
@@ -36,10 +37,8 @@ class GenStepCheckpoint(ModelCheckpoint):
     CHECKPOINT_NAME_LAST = LAST_CKPT.removesuffix(ModelCheckpoint.FILE_EXTENSION)
 
     def __init__(self, dirpath: str, every_n_gen_steps: int = 500, **kwargs: Any) -> None:
-        if every_n_gen_steps < 1:
-            raise ValueError(
-                f"callbacks.checkpoint.every_n_gen_steps={every_n_gen_steps} must be >= 1"
-            )
+        require(every_n_gen_steps >= 1, "callbacks.checkpoint.every_n_gen_steps",
+                every_n_gen_steps, "be >= 1")
         kwargs.setdefault("save_top_k", 0)
         super().__init__(
             dirpath=dirpath,

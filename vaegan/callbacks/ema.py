@@ -18,6 +18,8 @@ import lightning as L
 import torch
 from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 
+from vaegan.vocab.checks import require
+
 
 class EMA(L.Callback):
     """``decay`` (e.g. 0.9999; null: off), updated after every generator step from ``start``.
@@ -27,10 +29,9 @@ class EMA(L.Callback):
     """
 
     def __init__(self, decay: float | None = None, start: int = 0) -> None:
-        if decay is not None and not 0.0 < decay < 1.0:
-            raise ValueError(f"callbacks.ema.decay={decay} must be in (0, 1), or null for off")
-        if start < 0:
-            raise ValueError(f"callbacks.ema.start={start} must be >= 0 (a generator step)")
+        require(decay is None or 0.0 < decay < 1.0, "callbacks.ema.decay", decay, "be in (0, 1)",
+                "null for off")
+        require(start >= 0, "callbacks.ema.start", start, "be >= 0 (a generator step)")
         self.decay = decay
         self.start = int(start)
         self.average: AveragedModel | None = None

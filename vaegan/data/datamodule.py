@@ -19,6 +19,7 @@ from vaegan.data.folder import folder_splits
 from vaegan.data.patches import patch_splits
 from vaegan.data.resumable import ResumableLoader, training_seed
 from vaegan.data.torchvision_sets import celeba_splits, cifar10_splits
+from vaegan.vocab.checks import choice, must, require
 
 # name -> fn(image_size, augment, **settings) -> (train, val)
 BUILDERS: dict[str, Callable[..., tuple[Dataset, Dataset]]] = {
@@ -32,18 +33,16 @@ COMMON = ("image_size", "augment")  # passed by the DataModule itself
 
 def check_settings(dataset: str, settings: dict) -> None:
     """Fail at construction, naming the key, on an unknown data set or a wrong setting."""
-    if dataset not in BUILDERS:
-        raise ValueError(f"data.dataset={dataset!r} is unknown; choose from {sorted(BUILDERS)}")
+    choice("data.dataset", dataset, sorted(BUILDERS))
     params = inspect.signature(BUILDERS[dataset]).parameters
     allowed = [name for name in params if name not in COMMON]
     for key in settings:
         if key not in allowed:
-            raise ValueError(
-                f"data.{key} is not a setting of data.dataset={dataset}: use {allowed}"
-            )
+            raise ValueError(must(f"data.{key}", settings[key],
+                                  f"be a setting of data.dataset={dataset}", allowed))
     for name in allowed:
         if params[name].default is inspect.Parameter.empty and name not in settings:
-            raise ValueError(f"data.{name} is required for data.dataset={dataset}")
+            raise ValueError(must(f"data.{name}", None, f"be set for data.dataset={dataset}"))
 
 
 class ImageDataModule(L.LightningDataModule):
@@ -67,12 +66,10 @@ class ImageDataModule(L.LightningDataModule):
         **settings,
     ) -> None:
         super().__init__()
-        if isinstance(image_size, bool) or image_size <= 0 or image_size % 8:
-            raise ValueError(f"data.image_size must be a positive multiple of 8, got {image_size}")
-        if batch_size < 1:
-            raise ValueError(f"data.batch_size must be >= 1, got {batch_size}")
-        if num_workers < 0:
-            raise ValueError(f"data.num_workers must be >= 0, got {num_workers}")
+        require(not isinstance(image_size, bool) and image_size > 0 and image_size % 8 == 0,
+                "data.image_size", image_size, "be a positive multiple of 8")
+        require(batch_size >= 1, "data.batch_size", batch_size, "be >= 1")
+        require(num_workers >= 0, "data.num_workers", num_workers, "be >= 0")
         check_settings(dataset, settings)
         self.save_hyperparameters()
         self.dataset = dataset

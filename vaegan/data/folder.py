@@ -16,6 +16,7 @@ from torch.utils.data import Dataset
 from torchvision.transforms import v2
 
 from vaegan.data.errors import DataError
+from vaegan.vocab.checks import choice, require
 
 IMAGE_EXTENSIONS: tuple[str, ...] = (".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff")
 BAD_IMAGE_POLICIES = ("raise", "skip")
@@ -167,8 +168,7 @@ def split_files(
     of a folder smaller than 32). Adding or removing files therefore moves at most a few others
     across the split, so runs on a growing folder stay comparable.
     """
-    if not 0 < val_fraction < 1:
-        raise ValueError(f"data.val_fraction must be in (0, 1), got {val_fraction}")
+    require(0 < val_fraction < 1, "data.val_fraction", val_fraction, "be in (0, 1)")
     if len(files) < 2:
         raise DataError(f"{root} holds {len(files)} image; a train/val split needs at least 2")
 
@@ -198,10 +198,7 @@ class ImageFolder(Dataset):
         augment: bool = False,
         on_bad_image: str = "raise",
     ) -> None:
-        if on_bad_image not in BAD_IMAGE_POLICIES:
-            raise ValueError(
-                f"data.on_bad_image must be one of {BAD_IMAGE_POLICIES}, got {on_bad_image!r}"
-            )
+        choice("data.on_bad_image", on_bad_image, BAD_IMAGE_POLICIES)
         self.files = list(files)
         self.transform = image_transform(image_size, augment)
         self.on_bad_image = on_bad_image
@@ -250,11 +247,8 @@ def folder_splits(
     (``check_images``); with ``on_bad_image=raise`` all bad files are named in one error,
     with ``skip`` they are left out of both splits and counted as skipped.
     """
-    if on_bad_image not in BAD_IMAGE_POLICIES:
-        raise ValueError(
-            f"data.on_bad_image={on_bad_image} must say what to do with an unreadable image; "
-            f"allowed: {', '.join(BAD_IMAGE_POLICIES)}"
-        )
+    require(on_bad_image in BAD_IMAGE_POLICIES, "data.on_bad_image", on_bad_image,
+            "say what to do with an unreadable image", BAD_IMAGE_POLICIES)
     root = Path(root).expanduser()
     files = find_images(root)
     bad = check_images(files) if check_files else []

@@ -19,6 +19,7 @@ from torch import Tensor
 from torch.utils.data import Dataset
 
 from vaegan.data.errors import DataError
+from vaegan.vocab.checks import require
 
 # Natural photographs and textures that load offline from skimage 0.26 (the others need a
 # pooch download). Left out: `cat` (the same photo as `chelsea`, it would leak across the
@@ -162,10 +163,9 @@ def patch_splits(
     seeded random subset (the validation set stays whole, so scores remain comparable).
     """
     stride = image_size // 2 if stride is None else stride
-    if stride < 1:
-        raise ValueError(f"data.stride must be >= 1, got {stride}")
-    if num_patches is not None and num_patches < 1:
-        raise ValueError(f"data.num_patches must be >= 1 or null, got {num_patches}")
+    require(stride >= 1, "data.stride", stride, "be >= 1")
+    require(num_patches is None or num_patches >= 1, "data.num_patches", num_patches,
+            "be >= 1", "null for all patches")
     unknown = sorted(set(val_sources) - set(SOURCES))
     if unknown:
         raise DataError(

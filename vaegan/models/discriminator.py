@@ -9,6 +9,7 @@ from __future__ import annotations
 from torch import Tensor, nn
 
 from vaegan.models.autoencoder import num_groups
+from vaegan.vocab.checks import choice, require
 
 NORMS = ("batch", "instance", "group", "none")
 
@@ -31,11 +32,9 @@ class PatchGANDiscriminator(nn.Module):
         self, in_channels: int = 3, ndf: int = 64, n_layers: int = 3, norm: str = "batch"
     ) -> None:
         super().__init__()
-        if norm not in NORMS:
-            raise ValueError(f"norm must be one of {NORMS}, got {norm!r}")
+        choice("loss.discriminator.norm", norm, NORMS)
         for key, value in (("in_channels", in_channels), ("ndf", ndf), ("n_layers", n_layers)):
-            if value < 1:
-                raise ValueError(f"{key} must be >= 1, got {value}")
+            require(value >= 1, f"loss.discriminator.{key}", value, "be >= 1")
         use_bias = norm == "none"  # a norm's shift makes a conv bias redundant
         layers: list[nn.Module] = [
             nn.Conv2d(in_channels, ndf, kernel_size=4, stride=2, padding=1),

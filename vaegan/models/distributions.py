@@ -10,6 +10,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
+from vaegan.vocab.checks import choice, require
+
 PARAMETERIZATIONS = ("clamp", "softplus", "none")
 _BOUND_TOL = 1e-6
 
@@ -88,14 +90,10 @@ def check_posterior_args(
     min_var: float = 1e-4,
 ) -> None:
     """Raise a one-line ValueError naming the bad key; shared by the model constructor."""
-    if parameterization not in PARAMETERIZATIONS:
-        raise ValueError(
-            f"parameterization must be one of {PARAMETERIZATIONS}, got {parameterization!r}"
-        )
-    if logvar_min >= logvar_max:
-        raise ValueError(f"logvar_min ({logvar_min}) must be < logvar_max ({logvar_max})")
-    if min_var <= 0:
-        raise ValueError(f"min_var must be > 0, got {min_var}")
+    choice("model.posterior.parameterization", parameterization, PARAMETERIZATIONS)
+    require(logvar_min < logvar_max, "model.posterior.logvar_min", logvar_min,
+            f"be < model.posterior.logvar_max={logvar_max}")
+    require(min_var > 0, "model.posterior.min_var", min_var, "be > 0")
 
 
 def posterior_from_moments(

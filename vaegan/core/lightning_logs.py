@@ -1,5 +1,7 @@
-"""The one place vaegan reads Lightning internals: whether this batch's step metrics reach the
-logger. Checked against lightning 2.6.6 (``_LoggerConnector.should_update_logs``).
+"""Whether this batch's step metrics reach the logger: read from Lightning's internal logger
+connector, checked against lightning 2.6.6 (``_LoggerConnector.should_update_logs``). Every
+Lightning internal vaegan touches is listed in docs/INTERFACES.md ("Lightning internals"), and
+tests/test_layers.py keeps that list complete.
 
 Lightning writes step metrics every ``log_every_n_steps`` batches (and on the last batch and
 under ``fast_dev_run``), keeping only the latest value of each, while every ``self.log`` call

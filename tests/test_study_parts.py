@@ -40,8 +40,16 @@ def test_each_part_trains_its_arms_with_its_seeds(tmp_path):
     assert all(p.job.arm == "ldm/base" for p in plan(paired))
 
 
+def test_a_part_may_pack_its_runs_onto_its_own_workers(tmp_path):
+    assert long_study(tmp_path).workers == 5               # paired: its own
+    assert long_study(tmp_path, "part=heavy").workers == 2  # the scale's
+    assert long_study(tmp_path, "part=all").workers == 2
+    assert long_study(tmp_path, "part=paired", "scale.parts.paired.workers=null").workers == 2
+
+
 @pytest.mark.parametrize("override, message", [
-    ("part=nope", "part=nope is not a part of scale long; allowed: paired, heavy, mean, clamp, all"),
+    ("part=nope",
+     "part=nope is not a part of scale long; allowed: paired, heavy, mean, clamp, all"),
 ])
 def test_an_unknown_part_is_one_line(tmp_path, override, message):
     with pytest.raises(StudyConfigError, match=message):

@@ -235,7 +235,7 @@ def load_study(overrides: Sequence[str] = ()) -> Study:
         seeds=tuple(int(seed) for seed in scale["seeds"]), runs_dir=Path(raw["runs_dir"]),
         out_dir=Path(raw["out_dir"]), fresh=bool(raw["fresh"]), dry_run=bool(raw["dry_run"]),
         confidence=float(raw["confidence"]), windows=windows, regimes=regimes, arms=arms,
-        claims=claims, workers=int(scale.get("workers") or 1),
+        claims=claims, workers=_workers(scale, part),
         threads=None if scale.get("threads") is None else int(scale["threads"]),
         names=names, common=common, cost=dict(scale.get("cost") or {}), raw=raw,
         arm_seeds=arm_seeds, part=part, train_arms=train_arms,
@@ -270,6 +270,14 @@ def _parts(raw: Mapping[str, Any], scale: Mapping[str, Any], arms: Mapping[str, 
             seeds[key] = tuple(int(seed) for seed in spec.get("seeds") or scale["seeds"])
     train = [key for name, spec in parts.items() if part in (name, "all") for key in spec["arms"]]
     return part, seeds, frozenset(train)
+
+
+def _workers(scale: Mapping[str, Any], part: str | None) -> int:
+    """Runs trained at once: the selected part's own `workers`, else the scale's. A part sets
+    its own where its run count packs badly onto the scale's (five equal runs on two workers
+    are three rounds; on five single-thread workers sharing two cores, 2.5)."""
+    spec = (scale.get("parts") or {}).get(part) or {}
+    return int(spec.get("workers") or scale.get("workers") or 1)
 
 
 def _auto_settings(settings: dict[str, Any]) -> dict[str, Any]:

@@ -43,7 +43,7 @@ lint: install
 	$(BIN)/ruff check vaegan tests
 	$(BIN)/lint-imports
 
-# Speed and memory against the alternatives (docs/performance.md): ~10 min on 2 CPU cores,
+# Speed and memory against the alternatives (docs/performance.md): 10-16 min on 2 CPU cores,
 # writes bench/RESULTS.md. ARGS=--quick for a few minutes; ARGS="--only designs,memory" for a part.
 bench: install
 	$(BIN)/python -m vaegan.bench $(ARGS)

@@ -57,7 +57,7 @@ bench-gpu: install
 # The KL study (docs/study.md): trains every arm x seed x regime of
 # conf/study/study.yaml (GAN arms with their paired no-GAN branch) and writes study/REPORT.md.
 # SCALE=small (default, ~27 min planned on 2 quiet CPU cores) | long (4000 steps, GAN from 2000:
-# the plateau's horizon, in parts: ARGS=part=paired|heavy|mean|clamp, <= 35 min each; report in
+# the plateau's horizon, in parts: ARGS=part=paired|heavy|mean|clamp, 11-39 min each; report in
 # study/long/) | full (one GPU) | tiny (what the test runs). ARGS=dry_run=true prints the plan and estimate; ARGS="only=[C1,F2]" some claims;
 # ARGS=fresh=true retrains runs that finished before (default: kept, so a rerun resumes).
 study: install

@@ -275,7 +275,8 @@ def _parts(raw: Mapping[str, Any], scale: Mapping[str, Any], arms: Mapping[str, 
 def _workers(scale: Mapping[str, Any], part: str | None) -> int:
     """Runs trained at once: the selected part's own `workers`, else the scale's. A part sets
     its own where its run count packs badly onto the scale's (five equal runs on two workers
-    are three rounds; on five single-thread workers sharing two cores, 2.5)."""
+    are three rounds; on five single-thread workers sharing two cores, 2.5 rounds of CPU time,
+    less the cost of sharing: ~15 % more CPU per run, measured in conf/study/scale/long.yaml)."""
     spec = (scale.get("parts") or {}).get(part) or {}
     return int(spec.get("workers") or scale.get("workers") or 1)
 

@@ -16,11 +16,6 @@ from vaegan.core.hooks import GeneratorOutput
 from vaegan.vocab.checks import require
 
 
-def due(gen_step: int, every: int | None) -> bool:
-    """Whether a measurement with interval ``every`` (``None``/0: off) runs at ``gen_step``."""
-    return bool(every) and gen_step % every == 0
-
-
 class Diagnostic(L.Callback):
     """A diagnostics callback; ``name`` is its key under ``callbacks.`` in the config."""
 
@@ -37,8 +32,9 @@ class Diagnostic(L.Callback):
 
     @staticmethod
     def due(pl_module: Any, every: int | None) -> bool:
-        """Whether the measurement with interval ``every`` runs at this generator step."""
-        return due(pl_module.gen_step, every)
+        """Whether the measurement with interval ``every`` (``None``/0: off) runs at this
+        generator step."""
+        return bool(every) and pl_module.gen_step % every == 0
 
     def on_generator_output(self, trainer: L.Trainer, pl_module: Any, out: GeneratorOutput) -> None:
         """Every training batch, between the generator's forward and backward; nothing here."""

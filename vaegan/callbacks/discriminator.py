@@ -11,7 +11,7 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import lightning as L
 import torch
@@ -23,9 +23,6 @@ from vaegan.callbacks.emit import log_scalars
 from vaegan.core.hooks import GeneratorOutput
 from vaegan.loggers.once import warn_once
 from vaegan.vocab import metric_names as metric
-
-if TYPE_CHECKING:
-    pass
 
 
 @torch.no_grad()

@@ -27,12 +27,16 @@ def test_each_part_trains_its_arms_with_its_seeds(tmp_path):
     paired = long_study(tmp_path)
     assert paired.part == "paired"
     assert {(job.arm, job.seed) for job in paired.jobs()} == {
-        ("ldm/base", seed) for seed in range(5)}
+        ("ldm/base", seed) for seed in range(3)}
+    more = long_study(tmp_path, "part=paired_more").jobs()
+    assert {(job.arm, job.seed) for job in more} == {("ldm/base", 3), ("ldm/base", 4)}
     for part, arm in (("heavy", "ldm/heavy"), ("mean", "mean/base")):
         jobs = long_study(tmp_path, f"part={part}").jobs()
         assert {(job.arm, job.seed) for job in jobs} == {(arm, seed) for seed in range(3)}
     everything = long_study(tmp_path, "part=all")
     assert len(everything.jobs()) == 5 + 3 * 3 == len(paired.all_jobs())
+    assert {job.run_dir for job in everything.jobs()} == {job.run_dir for job in
+                                                          paired.all_jobs()}
     # only the arms some part runs exist at this scale; the others' claims are "not run"
     assert set(paired.arms) == {"ldm/base", "ldm/heavy", "mean/base", "ldm/clamp10"}
     assert paired.seeds_of("ldm/base") == (0, 1, 2, 3, 4)
@@ -41,15 +45,18 @@ def test_each_part_trains_its_arms_with_its_seeds(tmp_path):
 
 
 def test_a_part_may_pack_its_runs_onto_its_own_workers(tmp_path):
-    assert long_study(tmp_path).workers == 5               # paired: its own
+    assert long_study(tmp_path).workers == 3               # paired: its own
     assert long_study(tmp_path, "part=heavy").workers == 2  # the scale's
     assert long_study(tmp_path, "part=all").workers == 2
     assert long_study(tmp_path, "part=paired", "scale.parts.paired.workers=null").workers == 2
 
 
 @pytest.mark.parametrize("override, message", [
-    ("part=nope",
-     "part=nope is not a part of scale long; allowed: paired, heavy, mean, clamp, all"),
+    ("part=nope", "part=nope is not a part of scale long; allowed: paired, paired_more, heavy,"
+                  " mean, clamp, all"),
+    ("scale.parts.paired_more.seeds=[2,3,4]",
+     "scale.parts.paired_more: ldm/base seed 2 is also in part paired; give each part its own"
+     " seeds"),
 ])
 def test_an_unknown_part_is_one_line(tmp_path, override, message):
     with pytest.raises(StudyConfigError, match=message):
@@ -82,6 +89,10 @@ def test_other_parts_are_kept_when_finished_and_missing_otherwise(tmp_path):
     assert len(missing) == 4 and not any(r.ok for r in missing)
     assert all("not trained yet" in r.error for r in missing)
     assert not any(job.arm == "ldm/heavy" for job in results)
+    # one arm in two parts: the other part's seeds are the other part's runs
+    more = long_study(tmp_path, "part=paired_more")
+    others = {(r.job.arm, r.job.seed) for r in other_parts(more, more.jobs())}
+    assert {("ldm/base", s) for s in range(5)} & others == {("ldm/base", s) for s in range(3)}
 
 
 def test_the_invocation_log_keeps_every_training_invocation(tmp_path):

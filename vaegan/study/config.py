@@ -128,10 +128,10 @@ class Study:
     cost: dict[str, Any]
     raw: dict[str, Any] = field(default_factory=dict)
     # A scale with `parts` runs in invocations: the seeds of every arm any part runs, and the
-    # arms this invocation trains (the others are judged from their runs on disk).
+    # (arm, seed) runs this invocation trains (the others are judged from their runs on disk).
     arm_seeds: dict[str, tuple[int, ...]] = field(default_factory=dict)
     part: str | None = None
-    train_arms: frozenset[str] | None = None  # None: every needed arm
+    train_runs: frozenset[tuple[str, int]] | None = None  # None: every needed run
 
     def arm(self, regime: str, role: str) -> Arm | None:
         return self.arms.get(f"{regime}/{role}")
@@ -171,7 +171,7 @@ class Study:
     def jobs(self) -> list[Job]:
         """The runs this invocation trains (all of them unless the scale has parts)."""
         return [job for job in self.all_jobs()
-                if self.train_arms is None or job.arm in self.train_arms]
+                if self.train_runs is None or (job.arm, job.seed) in self.train_runs]
 
 
 def split_ref(ref: str) -> tuple[str, str]:
@@ -221,7 +221,7 @@ def load_study(overrides: Sequence[str] = ()) -> Study:
     claims = _only(raw, "only", "claim ids", claims)
     regimes = _only(raw, "only_regimes", "regimes", regimes)
     arms = {key: arm for key, arm in arms.items() if arm.regime in regimes}
-    part, arm_seeds, train_arms = _parts(raw, scale, arms)
+    part, arm_seeds, train_runs = _parts(raw, scale, arms)
     if arm_seeds:  # a scale with parts runs only the arms its parts list
         arms = {key: arm for key, arm in arms.items() if key in arm_seeds}
         regimes = {name: regime for name, regime in regimes.items()
@@ -238,16 +238,18 @@ def load_study(overrides: Sequence[str] = ()) -> Study:
         claims=claims, workers=_workers(scale, part),
         threads=None if scale.get("threads") is None else int(scale["threads"]),
         names=names, common=common, cost=dict(scale.get("cost") or {}), raw=raw,
-        arm_seeds=arm_seeds, part=part, train_arms=train_arms,
+        arm_seeds=arm_seeds, part=part, train_runs=train_runs,
     )
     check(study)
     return study
 
 
 def _parts(raw: Mapping[str, Any], scale: Mapping[str, Any], arms: Mapping[str, Arm]
-           ) -> tuple[str | None, dict[str, tuple[int, ...]], frozenset[str] | None]:
+           ) -> tuple[str | None, dict[str, tuple[int, ...]], frozenset[tuple[str, int]] | None]:
     """The scale's `parts` (invocations): (the selected part, seeds per arm of every part,
-    the arms the selected part trains). A scale without parts: (None, {}, None)."""
+    the (arm, seed) runs the selected part trains). One arm may sit in several parts with
+    disjoint seeds (a part too long for one invocation is split by seeds); a run in two parts
+    is refused. A scale without parts: (None, {}, None)."""
     parts = scale.get("parts") or {}
     wanted = raw.get("part")
     if not parts:
@@ -259,17 +261,22 @@ def _parts(raw: Mapping[str, Any], scale: Mapping[str, Any], arms: Mapping[str, 
         raise StudyConfigError(f"part={wanted} is not a part of scale {scale['name']};"
                                f" allowed: {', '.join(parts)}, all")
     part = wanted or next(iter(parts))
-    seeds: dict[str, tuple[int, ...]] = {}
+    owner: dict[tuple[str, int], str] = {}  # (arm, seed) -> the part that trains it
     for name, spec in parts.items():
         for key in spec["arms"]:
             if key not in arms:
                 raise StudyConfigError(f"scale.parts.{name}.arms: unknown arm {key!r}; known:"
                                        f" {', '.join(arms)}")
-            if key in seeds:
-                raise StudyConfigError(f"scale.parts.{name}.arms: {key} is in two parts")
-            seeds[key] = tuple(int(seed) for seed in spec.get("seeds") or scale["seeds"])
-    train = [key for name, spec in parts.items() if part in (name, "all") for key in spec["arms"]]
-    return part, seeds, frozenset(train)
+            for seed in (int(seed) for seed in spec.get("seeds") or scale["seeds"]):
+                if (key, seed) in owner:
+                    raise StudyConfigError(f"scale.parts.{name}: {key} seed {seed} is also in"
+                                           f" part {owner[key, seed]}; give each part its own"
+                                           " seeds")
+                owner[key, seed] = name
+    seeds = {key: tuple(sorted(seed for arm, seed in owner if arm == key))
+             for key in dict.fromkeys(arm for arm, _ in owner)}
+    train = frozenset(run for run, name in owner.items() if part in (name, "all"))
+    return part, seeds, train
 
 
 def _workers(scale: Mapping[str, Any], part: str | None) -> int:
